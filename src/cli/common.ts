@@ -1,0 +1,22 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Exit codes: 1 failure, 2 invalid configuration or usage. */
+export const EXIT_FAILURE = 1;
+export const EXIT_CONFIG = 2;
+
+export class CliExit extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function parsePositiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  }
+  return Number(value);
+}
+

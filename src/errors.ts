@@ -1,0 +1,49 @@
+/**
+ * Typed errors thrown by services. The HTTP edge maps each code to a status
+ * (see `http/errors.ts`); the CLI prints the message. Services never import HTTP types.
+ */
+export type ErrorCode = 'not_found' | 'conflict' | 'validation' | 'forbidden' | 'unauthorized' | 'unavailable';
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly field?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, field?: string) {
+    super('conflict', message, field);
+  }
+}
+
+/** Bad input; `field` names the offending field (dotted path for nested ones). */
+export class ValidationError extends AppError {
+  constructor(field: string, message: string) {
+    super('validation', message, field);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super('forbidden', message);
+  }
+}
+
+/** A dependency (database, peer) is not available right now; retrying later may work. */
+export class UnavailableError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('unavailable', message, undefined, options);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The Prometheus registry of one Warden process. Each server (and each test) gets its
+ * own registry, so nothing is registered twice in one process.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly dbQueryDuration: Histogram<'statement' | 'engine'>;
+  readonly dbQueryErrors: Counter<'sqlstate' | 'engine'>;
+  readonly dbSlowQueries: Counter<'engine'>;
+  readonly dbPoolConnections: Gauge<'state'>;
+  readonly httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly healthStatus: Gauge<'component'>;
+  readonly healthLatency: Gauge<'component'>;
+  readonly jobErrors: Counter<'job'>;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) {
+    collectDefaultMetrics({ register: registry });
+  }
+  return {
+    registry,
+    dbQueryDuration: new Histogram({
+      name: 'warden_db_query_duration_seconds',
+      help: 'Database query duration by normalized statement shape',
+      labelNames: ['statement', 'engine'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    dbQueryErrors: new Counter({
+      name: 'warden_db_query_errors_total',
+      help: 'Database query errors by SQLSTATE (or "connection" when no SQLSTATE was given)',
+      labelNames: ['sqlstate', 'engine'],
+      registers: [registry],
+    }),
+    dbSlowQueries: new Counter({
+      name: 'warden_db_slow_queries_total',
+      help: 'Queries slower than WARDEN_SLOW_QUERY_MS',
+      labelNames: ['engine'],
+      registers: [registry],
+    }),
+    dbPoolConnections: new Gauge({
+      name: 'warden_db_pool_connections',
+      help: 'PostgreSQL pool connections by state (total, idle, waiting clients)',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    httpRequestDuration: new Histogram({
+      name: 'warden_http_request_duration_seconds',
+      help: 'HTTP request duration by route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    healthStatus: new Gauge({
+      name: 'warden_health_status',
+      help: 'Last readiness result per component (1 pass, 0 fail)',
+      labelNames: ['component'],
+      registers: [registry],
+    }),
+    healthLatency: new Gauge({
+      name: 'warden_health_check_latency_seconds',
+      help: 'Latency of the last readiness check per component',
+      labelNames: ['component'],
+      registers: [registry],
+    }),
+    jobErrors: new Counter({
+      name: 'warden_job_errors_total',
+      help: 'Errors in background jobs',
+      labelNames: ['job'],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Composition root: opens the database, migrates (or refuses to start with pending
+ * migrations), wires repositories → services → HTTP app and jobs, and shuts all of it
+ * down in the reverse order.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/index.js';
+import { openDatabase, type Database } from './db/engine.js';
+import { MigrationError, Migrator, loadMigrations } from './db/migrator.js';
+import { createHealthJob } from './domain/health/jobs.js';
+import { HealthRepository } from './domain/health/repository.js';
+import { HealthService } from './domain/health/service.js';
+import { SystemRepository } from './domain/system/repository.js';
+import { SystemService } from './domain/system/service.js';
+import { buildApp } from './http/app.js';
+import type { Job } from './jobs/interval-job.js';
+import type { Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly database: Database;
+  readonly metrics: Metrics;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly jobs: readonly Job[];
+  /** Graceful shutdown: stop accepting, finish requests (bounded), stop jobs, close the database. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Open an in-memory embedded database instead of the data directory (tests). */
+  readonly inMemory?: boolean;
+  /** Skip listening on a port; the app is used through `inject` (tests). */
+  readonly listen?: boolean;
+}
+
+export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const { config, logger } = options;
+  const metrics = createMetrics();
+  const database = await openDatabase({ config: config.database, logger, metrics, inMemory: options.inMemory });
+
+  try {
+    const migrator = new Migrator(database.db, await loadMigrations());
+    if (config.database.autoMigrate) {
+      const applied = await migrator.migrate((name, durationMs) => {
+        logger.info({ migration: name, duration_ms: durationMs }, 'migration applied');
+      });
+      if (applied.length > 0) {
+        logger.info({ count: applied.length }, 'database migrated');
+      }
+    } else {
+      const state = await migrator.status();
+      if (state.pending.length > 0 || state.checksumMismatches.length > 0) {
+        throw new MigrationError(
+          `WARDEN_AUTO_MIGRATE=false and the database is not up to date: ` +
+            `${state.pending.length} pending (${state.pending.join(', ') || 'none'}), ` +
+            `${state.checksumMismatches.length} edited (${state.checksumMismatches.join(', ') || 'none'}). ` +
+            'Run `warden db migrate` first.',
+        );
+      }
+    }
+
+    const healthService = new HealthService(
+      database,
+      new HealthRepository(database.db),
+      () => migrator.status(),
+      config.health,
+      metrics,
+    );
+    const systemService = new SystemService(database, new SystemRepository(database.db), () => migrator.status());
+    const app = await buildApp({
+      config: config.http,
+      logger,
+      metrics,
+      services: { health: healthService, system: systemService },
+    });
+    const jobs: Job[] = [createHealthJob(healthService, config.health, logger, metrics)];
+
+    let url = '';
+    if (options.listen ?? true) {
+      url = await app.listen({ host: config.http.host, port: config.http.port });
+    } else {
+      await app.ready();
+    }
+    for (const job of jobs) {
+      job.start();
+    }
+    logger.info({ url, engine: database.engine }, 'Warden is serving');
+
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => {
+      closing ??= (async () => {
+        await closeWithin(app, config.http.shutdownTimeoutMs, logger);
+        await Promise.all(jobs.map((job) => job.stop()));
+        healthService.dispose();
+        await database.close();
+        logger.info('Warden stopped');
+      })();
+      return closing;
+    };
+    return { app, database, metrics, url, jobs, close };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+/** Closes the HTTP server, waiting at most `timeoutMs` for requests in flight. */
+async function closeWithin(app: FastifyInstance, timeoutMs: number, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([app.close().then(() => 'closed' as const), deadline]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    logger.warn({ timeout_ms: timeoutMs }, 'requests still in flight at shutdown deadline; closing their connections');
+    app.server.closeAllConnections();
+  }
+}
