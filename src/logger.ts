@@ -28,7 +28,8 @@ export const REDACTED_PATHS = [
  * terminal (or WARDEN_LOG_FORMAT=pretty). `destination` lets tests capture the output.
  */
 export function createLogger(config: LogConfig, destination?: DestinationStream): Logger {
-  const pretty = config.format === 'pretty' || (config.format === 'auto' && destination === undefined && process.stdout.isTTY);
+  const pretty =
+    config.format === 'pretty' || (config.format === 'auto' && destination === undefined && process.stdout.isTTY);
   const options = {
     level: config.level,
     base: { service: 'warden' },

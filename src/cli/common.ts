@@ -19,4 +19,3 @@ export function parsePositiveInt(value: string): number {
   }
   return Number(value);
 }
-

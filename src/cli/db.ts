@@ -11,7 +11,11 @@ import { CliExit, EXIT_FAILURE, parsePositiveInt } from './common.js';
 async function withDatabase<T>(config: Config, fn: (database: Database) => Promise<T>): Promise<T> {
   // CLI output is the summary; the logger only speaks up for problems.
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, format: 'json' });
-  const database = await openDatabase({ config: config.database, logger, metrics: createMetrics({ defaultMetrics: false }) });
+  const database = await openDatabase({
+    config: config.database,
+    logger,
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
   try {
     return await fn(database);
   } finally {
@@ -54,7 +58,11 @@ export function registerDbCommands(program: Command, config: () => Config): void
             process.stdout.write(`applied ${name} (${ms} ms)\n`);
           }
         });
-        print(opts.json === true, { applied }, applied.length === 0 ? 'nothing to migrate' : `${applied.length} applied`);
+        print(
+          opts.json === true,
+          { applied },
+          applied.length === 0 ? 'nothing to migrate' : `${applied.length} applied`,
+        );
       });
     });
 
@@ -109,7 +117,9 @@ export function registerDbCommands(program: Command, config: () => Config): void
     .argument('<name>', 'what the migration does, e.g. add_hosts')
     .action((name: string) => {
       const file = createMigrationFile(name);
-      process.stdout.write(`created ${file}\nFill in up and down, then rebuild (npm run build) and run \`warden db migrate\`.\n`);
+      process.stdout.write(
+        `created ${file}\nFill in up and down, then rebuild (npm run build) and run \`warden db migrate\`.\n`,
+      );
     });
 
   db.command('schema')

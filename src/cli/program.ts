@@ -53,10 +53,7 @@ export function buildProgram(): Command {
       '\nConfiguration comes from the environment (WARDEN_*, DATABASE_URL); see README.md for the table.',
     );
 
-  program
-    .command('serve')
-    .description('run the Warden server (HTTP API, jobs) until SIGINT/SIGTERM')
-    .action(serve);
+  program.command('serve').description('run the Warden server (HTTP API, jobs) until SIGINT/SIGTERM').action(serve);
 
   registerDbCommands(program, config);
   return program;
@@ -81,7 +78,8 @@ export function reportFatal(error: unknown): number {
     process.stderr.write(`warden: ${error.message}\n`);
     return EXIT_FAILURE;
   }
-  process.stderr.write(`warden: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `warden: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   return EXIT_FAILURE;
 }
-

@@ -65,12 +65,7 @@ export function readBoolean(r: EnvReader, name: string, fallback: boolean): bool
   return fallback;
 }
 
-export function readEnum<const T extends string>(
-  r: EnvReader,
-  name: string,
-  allowed: readonly T[],
-  fallback: T,
-): T {
+export function readEnum<const T extends string>(r: EnvReader, name: string, allowed: readonly T[], fallback: T): T {
   const value = raw(r, name);
   if (value === undefined) {
     return fallback;

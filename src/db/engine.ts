@@ -139,7 +139,10 @@ async function openPostgres(options: OpenOptions): Promise<Database> {
   });
   // An idle client losing its server must not crash the process: log it, the pool replaces it.
   pool.on('error', (error) => {
-    logger.warn({ err: { message: error.message, code: (error as { code?: string }).code } }, 'idle database connection failed');
+    logger.warn(
+      { err: { message: error.message, code: (error as { code?: string }).code } },
+      'idle database connection failed',
+    );
   });
 
   await connectWithRetry(pool, url, config.connectTimeoutMs, logger);

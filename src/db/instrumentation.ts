@@ -154,7 +154,7 @@ function round(value: number): number {
 /** The SQLSTATE of a database error, or "connection" for errors without one (socket, timeout). */
 export function sqlStateOf(error: unknown): string {
   if (error !== null && typeof error === 'object' && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = error.code;
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
       return code;
     }

@@ -95,7 +95,9 @@ export class Migrator {
   }
 
   private async readApplied(db: Kysely<DB>): Promise<AppliedMigration[]> {
-    const exists = await sql<{ found: boolean }>`select to_regclass('warden_migrations') is not null as found`.execute(db);
+    const exists = await sql<{ found: boolean }>`select to_regclass('warden_migrations') is not null as found`.execute(
+      db,
+    );
     if (exists.rows[0]?.found !== true) {
       return [];
     }
@@ -221,7 +223,10 @@ export class Migrator {
 }
 
 /** Writes a new numbered migration file in `src/db/migrations` and returns its path. */
-export function createMigrationFile(rawName: string, dir = path.join(packageRoot(), 'src', 'db', 'migrations')): string {
+export function createMigrationFile(
+  rawName: string,
+  dir = path.join(packageRoot(), 'src', 'db', 'migrations'),
+): string {
   const name = rawName
     .trim()
     .toLowerCase()

@@ -75,7 +75,19 @@ function describeValidation(
   return { field, message: `${field === location ? location : `${location}.${field}`} ${detail}` };
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
 
 /** A connection-level database failure (server down, restarting, connection lost), not a bad query. */
 function isDatabaseUnreachable(error: Error): boolean {
