@@ -53,6 +53,8 @@ export async function startTestPostgres(options: { port?: number } = {}): Promis
     user: TEST_PG_USER,
     password: TEST_PG_PASSWORD,
     persistent: true,
+    // As root the server runs as the `postgres` OS user; create it on machines that lack it.
+    createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200'],
     onLog: (message) => {
       logs.push(String(message));
