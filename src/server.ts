@@ -114,8 +114,12 @@ async function closeWithin(app: FastifyInstance, timeoutMs: number, logger: Logg
   const deadline = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });
+  // Keep-alive connections that served a request in flight become idle only after it
+  // finished; close them as they do, so shutdown does not wait for the client to hang up.
+  const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
   const outcome = await Promise.race([app.close().then(() => 'closed' as const), deadline]);
   clearTimeout(timer);
+  clearInterval(sweeper);
   if (outcome === 'timeout') {
     logger.warn({ timeout_ms: timeoutMs }, 'requests still in flight at shutdown deadline; closing their connections');
     app.server.closeAllConnections();
