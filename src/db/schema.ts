@@ -28,7 +28,8 @@ export type HealthStatus = 'pass' | 'fail';
 
 export interface HealthChecksTable {
   id: Generated<number>;
-  ts: Date;
+  /** Defaults to now() when omitted. */
+  ts: ColumnType<Date, Date | undefined, Date>;
   component: string;
   status: HealthStatus;
   latency_ms: number | null;
