@@ -75,7 +75,7 @@ async function openPGlite(options: OpenOptions): Promise<Database> {
   const { config, logger } = options;
   const inMemory = options.inMemory ?? false;
   const releaseLock = inMemory ? () => {} : lockDataDir(config.dataDir);
-  let pglite: PGlite;
+  let pglite: PGlite | undefined;
   try {
     pglite = await PGlite.create({
       dataDir: inMemory ? undefined : path.join(config.dataDir, 'pgdata'),
@@ -83,11 +83,12 @@ async function openPGlite(options: OpenOptions): Promise<Database> {
       parsers: pgliteParsers,
       loadDataDir: options.loadDataDir,
     });
+    await pglite.exec(`SET TimeZone = 'UTC'`);
   } catch (error) {
+    await pglite?.close().catch(() => {});
     releaseLock();
     throw error;
   }
-  await pglite.exec(`SET TimeZone = 'UTC'`);
   logger.debug({ engine: 'pglite', dataDir: inMemory ? ':memory:' : config.dataDir }, 'embedded database open');
 
   const instrumentation = new QueryInstrumentation('pglite', options.metrics, logger, config.slowQueryMs);
@@ -143,6 +144,19 @@ async function openPostgres(options: OpenOptions): Promise<Database> {
       { err: { message: error.message, code: (error as { code?: string }).code } },
       'idle database connection failed',
     );
+  });
+  // pg-pool listens for client errors only while a client is idle. A checked-out client whose
+  // server goes away between two messages (e.g. `57P01 terminating connection` on a restart)
+  // emits 'error' with no listener, which Node turns into an uncaught exception that ends the
+  // process. A listener for the client's whole life keeps it contained: the client is marked
+  // unusable, the next query on it fails (503 through the error handler) and release() drops it.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      logger.debug(
+        { err: { message: error.message, code: (error as { code?: string }).code } },
+        'database connection failed',
+      );
+    });
   });
 
   await connectWithRetry(pool, url, config.connectTimeoutMs, logger);

@@ -132,6 +132,12 @@ export function mapError(error: FastifyError | Error): { status: number; body: E
       body: body('unavailable', 'The database is not reachable right now; the request can be retried shortly'),
     };
   }
+  if ((error as { code?: unknown }).code === '57014') {
+    return {
+      status: 503,
+      body: body('unavailable', 'The database did not answer within the statement timeout; retry later'),
+    };
+  }
   if (fastifyError.statusCode === 400 && error instanceof SyntaxError) {
     return { status: 400, body: body('invalid_json', `The body is not valid JSON: ${error.message}`) };
   }
