@@ -2,7 +2,8 @@
  * Typed errors thrown by services. The HTTP edge maps each code to a status
  * (see `http/errors.ts`); the CLI prints the message. Services never import HTTP types.
  */
-export type ErrorCode = 'not_found' | 'conflict' | 'validation' | 'forbidden' | 'unauthorized' | 'unavailable';
+export type ErrorCode =
+  'not_found' | 'conflict' | 'validation' | 'forbidden' | 'unauthorized' | 'unavailable' | 'rate_limited';
 
 export class AppError extends Error {
   constructor(
@@ -45,5 +46,22 @@ export class ForbiddenError extends AppError {
 export class UnavailableError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super('unavailable', message, undefined, options);
+  }
+}
+
+/** Missing, invalid, expired or revoked credentials. */
+export class UnauthorizedError extends AppError {
+  constructor(message = 'Authentication required: log in or send Authorization: Bearer <api key>') {
+    super('unauthorized', message);
+  }
+}
+
+/** Too many requests or attempts; retry after `retryAfterS` seconds. */
+export class RateLimitedError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super('rate_limited', message);
   }
 }

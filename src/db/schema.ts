@@ -36,7 +36,75 @@ export interface HealthChecksTable {
   detail: Json | null;
 }
 
+export type Role = 'viewer' | 'operator' | 'admin';
+export type Scope = 'read' | 'write' | 'ingest' | 'admin';
+export type ActorType = 'user' | 'api_key' | 'system' | 'anonymous';
+
+export interface UsersTable {
+  id: Generated<number>;
+  email: string;
+  password_hash: string;
+  role: Role;
+  disabled_at: Date | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+  last_login_at: Date | null;
+}
+
+export interface SessionsTable {
+  id: Generated<number>;
+  token_hash: string;
+  user_id: number;
+  created_at: CreatedAt;
+  last_seen_at: ColumnType<Date, Date | undefined, Date>;
+  expires_at: Date;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  prefix: string;
+  key_hash: string;
+  scopes: Scope[];
+  created_at: CreatedAt;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+export interface ApiKeyUsageTable {
+  api_key_id: number;
+  bucket: Date;
+  route: string;
+  status_class: string;
+  requests: number;
+  total_duration_ms: number;
+  max_duration_ms: number;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  ts: ColumnType<Date, Date | undefined, never>;
+  actor_type: ActorType;
+  actor_id: number | null;
+  actor_label: string;
+  action: string;
+  entity_type: string;
+  entity_id: string | null;
+  before: Json | null;
+  after: Json | null;
+  ip: string | null;
+}
+
 export interface DB {
   warden_migrations: WardenMigrationsTable;
   health_checks: HealthChecksTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_keys: ApiKeysTable;
+  api_key_usage: ApiKeyUsageTable;
+  audit_log: AuditLogTable;
 }

@@ -16,6 +16,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   forbidden: 403,
   unauthorized: 401,
   unavailable: 503,
+  rate_limited: 429,
 };
 
 /** JSON schema of the error body, for the OpenAPI document. */
