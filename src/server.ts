@@ -12,13 +12,40 @@ import { HealthRepository } from './domain/health/repository.js';
 import { HealthService } from './domain/health/service.js';
 import { SystemRepository } from './domain/system/repository.js';
 import { SystemService } from './domain/system/service.js';
+import { ApiKeyService } from './domain/access/api-key-service.js';
+import { ApiKeyUsageRecorder, createUsageFlushJob } from './domain/access/api-key-usage.js';
+import { AuditService } from './domain/access/audit-service.js';
+import { SessionService } from './domain/access/session-service.js';
+import { UserService } from './domain/access/user-service.js';
 import { buildApp } from './http/app.js';
-import type { Job } from './jobs/interval-job.js';
+import type { RouteTable } from './http/auth.js';
+import { IntervalJob, type Job } from './jobs/interval-job.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 
+/** API key usage is aggregated in memory and written this often. */
+const USAGE_FLUSH_INTERVAL_MS = 10_000;
+const ACCESS_CLEANUP_INTERVAL_MS = 3_600_000;
+/** Per-minute API key usage is kept this long. */
+const USAGE_RETENTION_MS = 90 * 86_400_000;
+
+/**
+ * Prints the generated first-admin password once, to stdout, in a block that stands out —
+ * never through the logger (log files are kept and shipped; this must not be).
+ */
+function announceGeneratedPassword(email: string, password: string): void {
+  const line = '='.repeat(72);
+  process.stdout.write(
+    `\n${line}\n  Warden created the first admin account.\n\n    e-mail:   ${email}\n    password: ${password}\n\n` +
+      `  This password is shown once and stored nowhere in clear. Log in and change it,\n` +
+      `  or set WARDEN_ADMIN_PASSWORD before the first start next time.\n${line}\n\n`,
+  );
+}
+
 export interface RunningServer {
   readonly app: FastifyInstance;
+  /** Every route with its declared permission. */
+  readonly routeTable: RouteTable;
   readonly database: Database;
   readonly metrics: Metrics;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
@@ -71,13 +98,48 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       metrics,
     );
     const systemService = new SystemService(database, new SystemRepository(database.db), () => migrator.status());
-    const app = await buildApp({
+    const audit = new AuditService(database.db);
+    const users = new UserService(database.db, audit);
+    const sessions = new SessionService(database.db, users, audit, { ttlMs: config.auth.sessionTtlMs });
+    const apiKeys = new ApiKeyService(database.db, audit);
+    const apiKeyUsage = new ApiKeyUsageRecorder(database.db);
+
+    const firstAdmin = await users.ensureFirstAdmin({
+      email: config.auth.adminEmail,
+      password: config.auth.adminPassword,
+    });
+    if (firstAdmin.created) {
+      logger.info({ email: firstAdmin.email }, 'first admin created');
+      if (firstAdmin.generatedPassword !== undefined) {
+        announceGeneratedPassword(firstAdmin.email, firstAdmin.generatedPassword);
+      }
+    }
+
+    const { app, routeTable } = await buildApp({
       config: config.http,
+      auth: config.auth,
       logger,
       metrics,
-      services: { health: healthService, system: systemService },
+      services: { health: healthService, system: systemService, users, sessions, audit, apiKeys, apiKeyUsage },
     });
-    const jobs: Job[] = [createHealthJob(healthService, config.health, logger, metrics)];
+    const jobs: Job[] = [
+      createHealthJob(healthService, config.health, logger, metrics),
+      createUsageFlushJob(apiKeyUsage, USAGE_FLUSH_INTERVAL_MS, logger, metrics),
+      new IntervalJob(
+        'access-cleanup',
+        ACCESS_CLEANUP_INTERVAL_MS,
+        async () => {
+          const sessionsRemoved = await sessions.deleteExpired();
+          const usageRemoved = await apiKeyUsage.deleteOlderThan(new Date(Date.now() - USAGE_RETENTION_MS));
+          if (sessionsRemoved + usageRemoved > 0) {
+            logger.info({ sessionsRemoved, usageRemoved }, 'expired sessions and old key usage removed');
+          }
+        },
+        logger,
+        metrics,
+        { runAtStart: true },
+      ),
+    ];
 
     let url = '';
     if (options.listen ?? true) {
@@ -95,13 +157,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       closing ??= (async () => {
         await closeWithin(app, config.http.shutdownTimeoutMs, logger);
         await Promise.all(jobs.map((job) => job.stop()));
+        await apiKeyUsage.flush().catch((error: unknown) => {
+          logger.warn({ err: error }, 'could not write the last API key usage at shutdown');
+        });
         healthService.dispose();
         await database.close();
         logger.info('Warden stopped');
       })();
       return closing;
     };
-    return { app, database, metrics, url, jobs, close };
+    return { app, routeTable, database, metrics, url, jobs, close };
   } catch (error) {
     await database.close();
     throw error;

@@ -8,7 +8,7 @@ import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
 import { CliExit, EXIT_FAILURE, parsePositiveInt } from './common.js';
 
-async function withDatabase<T>(config: Config, fn: (database: Database) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(config: Config, fn: (database: Database) => Promise<T>): Promise<T> {
   // CLI output is the summary; the logger only speaks up for problems.
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, format: 'json' });
   const database = await openDatabase({

@@ -12,6 +12,7 @@ import { startServer } from '../server.js';
 import { VERSION } from '../version.js';
 import { CliExit, EXIT_CONFIG, EXIT_FAILURE } from './common.js';
 import { registerDbCommands } from './db.js';
+import { registerUserCommands } from './users.js';
 
 function config(): Config {
   return loadConfig();
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   program.command('serve').description('run the Warden server (HTTP API, jobs) until SIGINT/SIGTERM').action(serve);
 
   registerDbCommands(program, config);
+  registerUserCommands(program, config);
   return program;
 }
 

@@ -11,6 +11,7 @@ import {
   readDuration,
   readEnum,
   readInteger,
+  readSecret,
   readString,
   readUrl,
 } from './parse.js';
@@ -82,6 +83,23 @@ export interface HealthConfig {
   readonly maxHeapPct: number;
 }
 
+export interface AuthConfig {
+  /** E-mail of the first admin created on an empty database (WARDEN_ADMIN_EMAIL, default admin@localhost). */
+  readonly adminEmail: string;
+  /** Password of the first admin (WARDEN_ADMIN_PASSWORD); when unset one is generated and printed once. */
+  readonly adminPassword: string | undefined;
+  /** Mark the session cookie Secure (WARDEN_COOKIE_SECURE, default false; always Secure over TLS). */
+  readonly cookieSecure: boolean;
+  /** Session lifetime, sliding (WARDEN_SESSION_TTL, default 7 days). */
+  readonly sessionTtlMs: number;
+  /** Serve /metrics without credentials to loopback clients (WARDEN_METRICS_PUBLIC, default false). */
+  readonly metricsPublic: boolean;
+  /** Requests per minute allowed for one API key (WARDEN_RATE_LIMIT_PER_KEY, default 1200). */
+  readonly rateLimitPerKeyPerMin: number;
+  /** Requests per minute allowed from one IP address (WARDEN_RATE_LIMIT_PER_IP, default 2400). */
+  readonly rateLimitPerIpPerMin: number;
+}
+
 export interface LogConfig {
   /** WARDEN_LOG_LEVEL, default info. */
   readonly level: LogLevel;
@@ -93,6 +111,7 @@ export interface Config {
   readonly http: HttpConfig;
   readonly database: DatabaseConfig;
   readonly health: HealthConfig;
+  readonly auth: AuthConfig;
   readonly log: LogConfig;
 }
 
@@ -141,6 +160,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       minFreeDiskMb: readInteger(r, 'WARDEN_MIN_FREE_DISK_MB', 256, 0, 10_000_000),
       maxEventLoopDelayMs: readInteger(r, 'WARDEN_MAX_EVENT_LOOP_DELAY_MS', 1000, 1, 600_000),
       maxHeapPct: readInteger(r, 'WARDEN_MAX_HEAP_PCT', 90, 1, 100),
+    },
+    auth: {
+      adminEmail: readString(r, 'WARDEN_ADMIN_EMAIL', 'admin@localhost'),
+      adminPassword: readSecret(r, 'WARDEN_ADMIN_PASSWORD', 12),
+      cookieSecure: readBoolean(r, 'WARDEN_COOKIE_SECURE', false),
+      sessionTtlMs: readDuration(r, 'WARDEN_SESSION_TTL', 7 * 86_400_000, 60_000, 366 * 86_400_000),
+      metricsPublic: readBoolean(r, 'WARDEN_METRICS_PUBLIC', false),
+      rateLimitPerKeyPerMin: readInteger(r, 'WARDEN_RATE_LIMIT_PER_KEY', 1200, 1, 10_000_000),
+      rateLimitPerIpPerMin: readInteger(r, 'WARDEN_RATE_LIMIT_PER_IP', 2400, 1, 10_000_000),
     },
     log: {
       level: readEnum(r, 'WARDEN_LOG_LEVEL', LOG_LEVELS, 'info'),

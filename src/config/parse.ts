@@ -128,3 +128,16 @@ export function readUrl(r: EnvReader, name: string, protocols: readonly string[]
   }
   return value;
 }
+
+/** A secret value: never echoed in a problem message. */
+export function readSecret(r: EnvReader, name: string, minLength: number): string | undefined {
+  const value = r.env[name];
+  if (value === undefined || value === '') {
+    return undefined;
+  }
+  if (value.length < minLength) {
+    r.problems.push(`${name} must be at least ${minLength} characters long (value not shown)`);
+    return undefined;
+  }
+  return value;
+}

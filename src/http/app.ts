@@ -6,7 +6,15 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { HttpConfig } from '../config/index.js';
+import type { AuthConfig, HttpConfig } from '../config/index.js';
+import { registerApiKeyRoutes } from '../domain/access/api-key-routes.js';
+import type { ApiKeyService } from '../domain/access/api-key-service.js';
+import type { ApiKeyUsageRecorder } from '../domain/access/api-key-usage.js';
+import type { AuditService } from '../domain/access/audit-service.js';
+import { RateLimiter } from '../domain/access/rate-limiter.js';
+import { registerAccessRoutes } from '../domain/access/routes.js';
+import type { SessionService } from '../domain/access/session-service.js';
+import type { UserService } from '../domain/access/user-service.js';
 import { registerHealthRoutes } from '../domain/health/routes.js';
 import type { HealthService } from '../domain/health/service.js';
 import { registerSystemRoutes } from '../domain/system/routes.js';
@@ -14,11 +22,17 @@ import type { SystemService } from '../domain/system/service.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { VERSION } from '../version.js';
+import { registerAuth, type RouteTable } from './auth.js';
 import { errorSchema, registerErrorHandling } from './errors.js';
 
 export interface AppServices {
   readonly health: HealthService;
   readonly system: SystemService;
+  readonly users: UserService;
+  readonly sessions: SessionService;
+  readonly audit: AuditService;
+  readonly apiKeys: ApiKeyService;
+  readonly apiKeyUsage: ApiKeyUsageRecorder;
 }
 
 export interface AppDeps {
@@ -26,9 +40,16 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly services: AppServices;
+  readonly auth: AuthConfig;
 }
 
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+export interface BuiltApp {
+  readonly app: FastifyInstance;
+  /** Every route with the permission it declares (the route-permission test walks it). */
+  readonly routeTable: RouteTable;
+}
+
+export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   // Typed as Fastify's base logger so the instance keeps Fastify's default generics.
   const loggerInstance: FastifyBaseLogger = deps.logger;
   const app = Fastify({
@@ -58,6 +79,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   app.addSchema(errorSchema);
+  const { services } = deps;
+  // Before any route: the onRoute hook must see them all.
+  const routeTable = registerAuth(app, {
+    authenticators: {
+      session: (token) => services.sessions.authenticate(token),
+      apiKey: (key) => services.apiKeys.authenticate(key),
+    },
+    perKeyLimiter: RateLimiter.perMinute(deps.auth.rateLimitPerKeyPerMin),
+    perIpLimiter: RateLimiter.perMinute(deps.auth.rateLimitPerIpPerMin),
+    usage: services.apiKeyUsage,
+    metricsPublic: deps.auth.metricsPublic,
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -70,13 +103,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       tags: [
         { name: 'health', description: 'Liveness, readiness and self-health history' },
         { name: 'system', description: 'Status of Warden and its database, Prometheus metrics' },
+        { name: 'access', description: 'Login sessions, users, API keys and their usage, audit log' },
       ],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/openapi.json', { config: { permission: 'read' }, schema: { hide: true } }, async () => app.swagger());
 
-  registerHealthRoutes(app, deps.services.health, deps.services.system);
-  registerSystemRoutes(app, deps.services.system, deps.metrics);
-  return app;
+  registerHealthRoutes(app, services.health, services.system);
+  registerSystemRoutes(app, services.system, deps.metrics);
+  registerAccessRoutes(app, {
+    users: services.users,
+    sessions: services.sessions,
+    audit: services.audit,
+    cookieSecure: deps.auth.cookieSecure,
+    sessionTtlMs: deps.auth.sessionTtlMs,
+  });
+  registerApiKeyRoutes(app, services.apiKeys, services.apiKeyUsage);
+  return { app, routeTable };
 }

@@ -3,7 +3,7 @@
  * `{ error: { code, message, field? } }` with a fitting status, and no stack trace.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, type ErrorCode } from '../errors.js';
+import { AppError, RateLimitedError, type ErrorCode } from '../errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string };
@@ -152,6 +152,9 @@ export function mapError(error: FastifyError | Error): { status: number; body: E
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body: payload } = mapError(error);
+    if (error instanceof RateLimitedError) {
+      void reply.header('retry-after', String(error.retryAfterS));
+    }
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed');
     } else {

@@ -47,8 +47,28 @@ describe('loadConfig defaults', () => {
         },
       },
       health: { intervalMs: 60_000, retentionDays: 30, minFreeDiskMb: 256, maxEventLoopDelayMs: 1000, maxHeapPct: 90 },
+      auth: {
+        adminEmail: 'admin@localhost',
+        adminPassword: undefined,
+        cookieSecure: false,
+        sessionTtlMs: 7 * 86_400_000,
+        metricsPublic: false,
+        rateLimitPerKeyPerMin: 1200,
+        rateLimitPerIpPerMin: 2400,
+      },
       log: { level: 'info', format: 'auto' },
     } satisfies Config);
+  });
+
+  it('never echoes a too-short admin password', () => {
+    expect(() => loadConfig({ WARDEN_ADMIN_PASSWORD: 'short-pw' }, CWD)).toThrow(
+      /WARDEN_ADMIN_PASSWORD must be at least 12 characters long \(value not shown\)/,
+    );
+    try {
+      loadConfig({ WARDEN_ADMIN_PASSWORD: 'short-pw' }, CWD);
+    } catch (error) {
+      expect(String(error)).not.toContain('short-pw');
+    }
   });
 
   it('empty and blank values count as unset', () => {

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseUnavailableError } from '../../src/db/engine.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, testConfig, type TestDatabase, adminFetch } from '../helpers/db.js';
 import { freePort, startTestPostgres, type TestPostgres } from '../helpers/postgres-server.js';
 
 interface CapturedLog {
@@ -212,6 +212,8 @@ describe('PostgreSQL stops while Warden serves', () => {
     try {
       const before = await fetch(`${server.url}/health/ready`);
       expect(before.status).toBe(200);
+      // Log in while the database is up; the session is then checked during the outage.
+      expect((await adminFetch(server.url, '/status')).status).toBe(200);
 
       await pg.stop();
 
@@ -226,7 +228,7 @@ describe('PostgreSQL stops while Warden serves', () => {
       expect(live.status).toBe(200);
       expect(((await live.json()) as { status: string }).status).toBe('ok');
 
-      const status = await fetch(`${server.url}/status`);
+      const status = await adminFetch(server.url, `/status`);
       expect(status.status).toBe(503);
       expect(status.headers.get('content-type')).toContain('application/json');
       const statusBody = (await status.json()) as { error: { code: string; message: string } };
@@ -244,7 +246,7 @@ describe('PostgreSQL stops while Warden serves', () => {
 
       const up = await pollStatus(`${server.url}/health/ready`, (s) => s === 200, 30_000);
       expect((up.body as ReadyBody).status).toBe('ready');
-      const statusAfter = await fetch(`${server.url}/status`);
+      const statusAfter = await adminFetch(server.url, `/status`);
       expect(statusAfter.status).toBe(200);
       expect(((await statusAfter.json()) as { engine: string }).engine).toBe('postgresql');
 
@@ -259,6 +261,7 @@ describe('PostgreSQL stops while Warden serves', () => {
     }
   });
   it('survives a restart under load: no uncaught client errors, only 200 or 503', { timeout: 120_000 }, async () => {
+    expect((await adminFetch(server.url, '/status')).status).toBe(200);
     const watch = watchUnhandled();
     let running = true;
     const httpStatuses = new Map<number, number>();
@@ -279,7 +282,7 @@ describe('PostgreSQL stops while Warden serves', () => {
     });
     const httpLoops = ['/status', '/health/ready'].map(async (route) => {
       for (let i = 0; running && i < 20_000; i += 1) {
-        const res = await fetch(`${server.url}${route}`, { signal: AbortSignal.timeout(10_000) });
+        const res = await adminFetch(server.url, route, { signal: AbortSignal.timeout(10_000) });
         await res.arrayBuffer();
         httpStatuses.set(res.status, (httpStatuses.get(res.status) ?? 0) + 1);
       }

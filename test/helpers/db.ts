@@ -16,6 +16,10 @@ import { startServer, type RunningServer } from '../../src/server.js';
 
 export const ENGINES: readonly EngineName[] = ['pglite', 'postgresql'];
 
+/** The first admin every test server creates (see WARDEN_ADMIN_*). */
+export const TEST_ADMIN_EMAIL = 'admin@warden.test';
+export const TEST_ADMIN_PASSWORD = 'test-admin-password-1234';
+
 export const silentLogger: Logger = createLogger({ level: 'silent', format: 'json' });
 
 /** A config for tests: quiet logs, a free port on 127.0.0.1, plus the given variables. */
@@ -26,6 +30,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     WARDEN_HOST: '127.0.0.1',
     WARDEN_PORT: '0',
     WARDEN_DB_CONNECT_TIMEOUT: '10s',
+    WARDEN_ADMIN_EMAIL: TEST_ADMIN_EMAIL,
+    WARDEN_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
     ...env,
   });
 }
@@ -107,4 +113,42 @@ export async function startTestServer(
       await clone.drop();
     },
   };
+}
+
+/** Logs in over HTTP and returns the Cookie header value of the session. */
+export async function login(
+  baseUrl: string,
+  email = TEST_ADMIN_EMAIL,
+  password = TEST_ADMIN_PASSWORD,
+): Promise<string> {
+  const res = await fetch(`${baseUrl}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  if (res.status !== 200) {
+    throw new Error(`login as ${email} failed with ${res.status}: ${await res.text()}`);
+  }
+  const setCookie = res.headers.get('set-cookie') ?? '';
+  const cookie = setCookie.split(';')[0];
+  if (cookie === undefined || cookie === '') {
+    throw new Error('login answered without a session cookie');
+  }
+  return cookie;
+}
+
+/** fetch with the admin's session cookie. */
+export async function adminFetch(baseUrl: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const cookie = await adminCookie(baseUrl);
+  return fetch(`${baseUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), cookie } });
+}
+
+const cookies = new Map<string, Promise<string>>();
+function adminCookie(baseUrl: string): Promise<string> {
+  let cookie = cookies.get(baseUrl);
+  if (cookie === undefined) {
+    cookie = login(baseUrl);
+    cookies.set(baseUrl, cookie);
+  }
+  return cookie;
 }

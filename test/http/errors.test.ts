@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/db.js';
+import { startTestServer, type TestServer, adminFetch } from '../helpers/db.js';
 
 interface ErrorBody {
   error: { code: string; message: string; field?: string };
@@ -16,7 +16,7 @@ describe('HTTP error shape', () => {
   });
 
   async function post(body: string, contentType = 'application/json'): Promise<{ status: number; body: ErrorBody }> {
-    const res = await fetch(`${t.server.url}/health/checks`, {
+    const res = await adminFetch(t.server.url, `/health/checks`, {
       method: 'POST',
       headers: { 'content-type': contentType },
       body,
@@ -55,7 +55,7 @@ describe('HTTP error shape', () => {
     expect(unknownField.status).toBe(400);
     expect(unknownField.body.error.field).toBe('component');
 
-    const res = await fetch(`${t.server.url}/health/history?hours=-5`);
+    const res = await adminFetch(t.server.url, `/health/history?hours=-5`);
     expect(res.status).toBe(400);
     expect(((await res.json()) as ErrorBody).error.field).toBe('hours');
   });
@@ -84,7 +84,7 @@ describe('OpenAPI document and UI', () => {
   });
 
   it('serves an OpenAPI 3 document generated from the route schemas', async () => {
-    const res = await fetch(`${t.server.url}/api/openapi.json`);
+    const res = await adminFetch(t.server.url, `/api/openapi.json`);
     expect(res.status).toBe(200);
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toMatch(/^3\./);
@@ -103,7 +103,7 @@ describe('OpenAPI document and UI', () => {
   });
 
   it('serves a browsable UI at /api/docs', async () => {
-    const res = await fetch(`${t.server.url}/api/docs/`);
+    const res = await adminFetch(t.server.url, `/api/docs/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/html');
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINES, startTestServer, type TestServer } from '../helpers/db.js';
+import { ENGINES, startTestServer, type TestServer, adminFetch } from '../helpers/db.js';
 
 describe.each(ENGINES)('health routes on %s', (engine) => {
   let t: TestServer;
@@ -31,13 +31,13 @@ describe.each(ENGINES)('health routes on %s', (engine) => {
   });
 
   it('records checks and summarizes them in /health/history', async () => {
-    const run = await fetch(`${t.server.url}/health/checks`, {
+    const run = await adminFetch(t.server.url, `/health/checks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ components: ['database', 'memory'] }),
     });
     expect(run.status).toBe(200);
-    const res = await fetch(`${t.server.url}/health/history?hours=1`);
+    const res = await adminFetch(t.server.url, `/health/history?hours=1`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
       summary: { component: string; checks: number; failures: number; availability_pct: number }[];

@@ -2,21 +2,24 @@ import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { startTestServer } from '../helpers/db.js';
+import { startTestServer, adminFetch } from '../helpers/db.js';
 
 describe('graceful shutdown', () => {
   it('finishes requests in flight, then stops listening, stops jobs and closes the database', async () => {
     let arrived = 0;
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
-        arrived += chunk.toString().split('"msg":"incoming request"').length - 1;
+        const line = chunk.toString();
+        if (line.includes('"msg":"incoming request"') && line.includes('"url":"/database/status"')) {
+          arrived += 1;
+        }
         callback();
       },
     });
     const logger = createLogger({ level: 'info', format: 'json' }, sink);
     const t = await startTestServer('pglite', { WARDEN_HEALTH_INTERVAL: '1s' }, logger);
     const { server } = t;
-    const inFlight = [1, 2, 3].map(() => fetch(`${server.url}/database/status`));
+    const inFlight = [1, 2, 3].map(() => adminFetch(server.url, `/database/status`));
     // Shut down as soon as the server has received all three requests (bounded wait).
     for (let i = 0; i < 200 && arrived < 3; i += 1) {
       await new Promise((resolve) => setTimeout(resolve, 5));

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
-import { ENGINES, startTestServer, type TestServer } from '../helpers/db.js';
+import { ENGINES, startTestServer, type TestServer, adminFetch } from '../helpers/db.js';
 import { TEST_PG_PASSWORD } from '../helpers/postgres-server.js';
 
 describe.each(ENGINES)('status routes on %s', (engine) => {
@@ -22,7 +22,7 @@ describe.each(ENGINES)('status routes on %s', (engine) => {
   });
 
   it('GET /status reports version, engine, uptime, memory and table row counts', async () => {
-    const res = await fetch(`${t.server.url}/status`);
+    const res = await adminFetch(t.server.url, `/status`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
       version: string;
@@ -42,7 +42,7 @@ describe.each(ENGINES)('status routes on %s', (engine) => {
   });
 
   it('GET /database/status reports size, tables, pool, migrations, query statistics and backups', async () => {
-    const res = await fetch(`${t.server.url}/database/status`);
+    const res = await adminFetch(t.server.url, `/database/status`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
       engine: string;
@@ -75,7 +75,7 @@ describe.each(ENGINES)('status routes on %s', (engine) => {
   it('GET /metrics exposes process, HTTP, database and health metrics', async () => {
     await fetch(`${t.server.url}/health`);
     await fetch(`${t.server.url}/health/ready`);
-    const res = await fetch(`${t.server.url}/metrics`);
+    const res = await adminFetch(t.server.url, `/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
     const text = await res.text();
@@ -92,7 +92,7 @@ describe.each(ENGINES)('status routes on %s', (engine) => {
   });
 
   it('never writes the database password to the log', async () => {
-    await fetch(`${t.server.url}/status`);
+    await adminFetch(t.server.url, `/status`);
     const output = logLines.join('');
     expect(output).toContain('Warden is serving');
     expect(output).not.toContain(TEST_PG_PASSWORD);

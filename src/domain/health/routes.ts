@@ -51,6 +51,7 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthService
   app.get(
     '/health',
     {
+      config: { permission: 'public' },
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process is up and serving (never touches the database)',
@@ -68,6 +69,7 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthService
   app.get(
     '/health/ready',
     {
+      config: { permission: 'public' },
       schema: {
         tags: ['health'],
         summary: 'Readiness: database, migrations, disk, event loop and memory; 503 names the failing component',
@@ -83,6 +85,7 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthService
   app.post<{ Body: { components?: Component[] } | undefined }>(
     '/health/checks',
     {
+      config: { permission: 'operate' },
       schema: {
         tags: ['health'],
         summary: 'Run readiness checks now and record them in the self-health history',
@@ -110,6 +113,7 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthService
   app.get<{ Querystring: { hours: number } }>(
     '/health/history',
     {
+      config: { permission: 'read' },
       schema: {
         tags: ['health'],
         summary: 'Self-health history with a per-component summary',

@@ -8,6 +8,7 @@ export function registerSystemRoutes(app: FastifyInstance, system: SystemService
   app.get(
     '/status',
     {
+      config: { permission: 'read' },
       schema: {
         tags: ['system'],
         summary: 'Version, engine, uptime, process memory and row counts of the tables',
@@ -53,6 +54,7 @@ export function registerSystemRoutes(app: FastifyInstance, system: SystemService
   app.get(
     '/database/status',
     {
+      config: { permission: 'read' },
       schema: {
         tags: ['system'],
         summary: 'Engine, size, tables, pool, migrations, query statistics and backups of the database',
@@ -112,6 +114,8 @@ export function registerSystemRoutes(app: FastifyInstance, system: SystemService
   app.get(
     '/metrics',
     {
+      // WARDEN_METRICS_PUBLIC=true also serves loopback scrapers without credentials (http/auth.ts).
+      config: { permission: 'read' },
       schema: {
         tags: ['system'],
         summary: 'Prometheus text exposition: process, HTTP, database, pool and health metrics',
