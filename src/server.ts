@@ -17,7 +17,7 @@ import { ApiKeyUsageRecorder, createUsageFlushJob } from './domain/access/api-ke
 import { AuditService } from './domain/access/audit-service.js';
 import { SessionService } from './domain/access/session-service.js';
 import { UserService } from './domain/access/user-service.js';
-import { buildApp } from './http/app.js';
+import { buildApp, type AppServices } from './http/app.js';
 import type { RouteTable } from './http/auth.js';
 import { IntervalJob, type Job } from './jobs/interval-job.js';
 import type { Logger } from './logger.js';
@@ -51,6 +51,7 @@ export interface RunningServer {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly jobs: readonly Job[];
+  readonly services: AppServices;
   /** Graceful shutdown: stop accepting, finish requests (bounded), stop jobs, close the database. */
   close(): Promise<void>;
 }
@@ -166,7 +167,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       })();
       return closing;
     };
-    return { app, routeTable, database, metrics, url, jobs, close };
+    return {
+      app,
+      routeTable,
+      database,
+      metrics,
+      url,
+      jobs,
+      services: { health: healthService, system: systemService, users, sessions, audit, apiKeys, apiKeyUsage },
+      close,
+    };
   } catch (error) {
     await database.close();
     throw error;
