@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { DatabaseUnavailableError } from '../db/engine.js';
 import { DataDirLockedError } from '../db/lock.js';
 import { MigrationError } from '../db/migrator.js';
+import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { startServer } from '../server.js';
 import { VERSION } from '../version.js';
@@ -71,6 +72,11 @@ export function reportFatal(error: unknown): number {
       process.stderr.write(`warden: ${error.message}\n`);
     }
     return error.exitCode;
+  }
+  if (error instanceof AppError) {
+    const field = error.field === undefined ? '' : ` (${error.field})`;
+    process.stderr.write(`warden: ${error.message}${field}\n`);
+    return error.code === 'validation' ? EXIT_CONFIG : EXIT_FAILURE;
   }
   if (
     error instanceof DataDirLockedError ||

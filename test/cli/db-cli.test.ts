@@ -2,7 +2,6 @@
  * The real `warden` CLI as a child process (`node --import tsx src/cli/main.ts …`) against
  * an embedded data directory of its own, plus `createMigrationFile` in a temp folder.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,65 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/engine.js';
 import { MigrationError, createMigrationFile, loadMigrations, type MigrationState } from '../../src/db/migrator.js';
 import { createMetrics } from '../../src/metrics.js';
-import { packageRoot } from '../../src/paths.js';
+import { runCli, show, SLOW } from '../helpers/cli.js';
 import { silentLogger, testConfig } from '../helpers/db.js';
-
-const ROOT = packageRoot();
-/** Bound on one CLI run; a run starts Node, tsx and (for db commands) PGlite. */
-const CLI_TIMEOUT_MS = 90_000;
-/** Test timeout for tests that run the CLI once or twice. */
-const SLOW = 200_000;
-
-interface CliResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** The parent's environment without any Warden or database setting of the developer's. */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('WARDEN_') && !key.startsWith('DATABASE_')) {
-      env[key] = value;
-    }
-  }
-  return env;
-}
-
-function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT,
-      env: { ...baseEnv(), WARDEN_LOG_LEVEL: 'warn', WARDEN_LOG_FORMAT: 'json', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: CLI_TIMEOUT_MS,
-      killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (signal !== null) {
-        reject(new Error(`warden ${args.join(' ')} killed by ${signal}\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-        return;
-      }
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** Context for a failed expectation on a CLI run. */
-function show(result: CliResult): string {
-  return `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
-}
 
 const tempDirs: string[] = [];
 function tempDir(prefix: string): string {
