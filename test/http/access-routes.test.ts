@@ -256,3 +256,21 @@ describe('per-IP rate limit', () => {
     expect((await fetch(`${t.server.url}/health`)).status).toBe(200);
   });
 });
+
+describe('WARDEN_METRICS_PUBLIC', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer('pglite', { WARDEN_HEALTH_INTERVAL: '1h', WARDEN_METRICS_PUBLIC: 'true' });
+  });
+  afterAll(async () => {
+    await t.cleanup();
+  });
+
+  it('opens /metrics to a local scraper without credentials and nothing else', async () => {
+    const metrics = await fetch(`${t.server.url}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('warden_http_request_duration_seconds');
+    expect((await fetch(`${t.server.url}/status`)).status).toBe(401);
+    expect((await fetch(`${t.server.url}/database/status`)).status).toBe(401);
+  });
+});
