@@ -103,6 +103,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const users = new UserService(database.db, audit);
     const sessions = new SessionService(database.db, users, audit, { ttlMs: config.auth.sessionTtlMs });
     const apiKeys = new ApiKeyService(database.db, audit);
+    // A disabled or demoted user's keys stop working at once on this instance (within the
+    // 1 s cache lifetime on others).
+    users.onAccessChanged((userId) => apiKeys.forgetUser(userId));
     const apiKeyUsage = new ApiKeyUsageRecorder(database.db);
 
     const firstAdmin = await users.ensureFirstAdmin({

@@ -176,7 +176,7 @@ describe.each(ENGINES)('people and access over HTTP on %s', (engine) => {
     expect(wrong.status).toBe(401);
   });
 
-  it('disabling a user ends their sessions at once and their keys within a second', async () => {
+  it('disabling a user ends their sessions and their keys at once', async () => {
     const id = await createUser('leaver@warden.test', 'operator');
     const cookie = await login(url, 'leaver@warden.test', USER_PASSWORD);
     const key = await createKey(cookie, ['write']);
@@ -189,12 +189,8 @@ describe.each(ENGINES)('people and access over HTTP on %s', (engine) => {
     });
     expect(res.status).toBe(200);
     expect((await fetch(`${url}/api/v1/auth/me`, { headers: { cookie } })).status).toBe(401);
-    let keyStatus = 200;
-    for (let i = 0; i < 30 && keyStatus !== 401; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      keyStatus = (await fetch(`${url}/status`, { headers: { authorization: `Bearer ${key.key}` } })).status;
-    }
-    expect(keyStatus).toBe(401);
+    // At once on this instance: the key cache forgets the user when access shrinks.
+    expect((await fetch(`${url}/status`, { headers: { authorization: `Bearer ${key.key}` } })).status).toBe(401);
   });
 
   it('records who changed what in the audit log, filterable by entity', async () => {

@@ -350,6 +350,16 @@ export class ApiKeyService {
     return credentials;
   }
 
+  /** Drops every cached key of `userId` (after the user was disabled or changed role). */
+  forgetUser(userId: number): void {
+    this.cacheGeneration += 1;
+    for (const [prefix, entry] of this.cache) {
+      if (entry.credentials?.userId === userId) {
+        this.cache.delete(prefix);
+      }
+    }
+  }
+
   private evict(prefix: string): void {
     this.cacheGeneration += 1;
     this.cache.delete(prefix);

@@ -92,6 +92,8 @@ function auditView(user: User): { id: number; email: string; role: Role; disable
 }
 
 export class UserService {
+  private readonly accessListeners: ((userId: number) => void)[] = [];
+
   constructor(
     private readonly db: Kysely<DB>,
     private readonly audit: AuditService,
@@ -156,7 +158,7 @@ export class UserService {
    */
   async disableUser(actor: Actor, email: string): Promise<User> {
     const address = parseEmail(email);
-    return this.db.transaction().execute(async (trx) => {
+    const disabled = await this.db.transaction().execute(async (trx) => {
       const users = new UsersRepository(trx);
       const admins = await users.lockEnabledAdmins();
       const user = await this.findForUpdate(users, address);
@@ -182,6 +184,22 @@ export class UserService {
       );
       return disabled;
     });
+    this.notifyAccessChanged(disabled.id);
+    return disabled;
+  }
+
+  /**
+   * Registers a listener called after a user's access shrank (disabled, role changed), so
+   * caches of credentials (API key lookups) drop that user at once.
+   */
+  onAccessChanged(listener: (userId: number) => void): void {
+    this.accessListeners.push(listener);
+  }
+
+  private notifyAccessChanged(userId: number): void {
+    for (const listener of this.accessListeners) {
+      listener(userId);
+    }
   }
 
   /** Enables a disabled account again. Enabling an enabled account changes nothing. */
@@ -242,7 +260,7 @@ export class UserService {
   async setRole(actor: Actor, id: number, role: Role): Promise<User> {
     const userId = parseId(id);
     const newRole = parseRole(role);
-    return this.db.transaction().execute(async (trx) => {
+    const changed = await this.db.transaction().execute(async (trx) => {
       const users = new UsersRepository(trx);
       const admins = await users.lockEnabledAdmins();
       const user = await users.findById(userId, { forUpdate: true });
@@ -269,6 +287,8 @@ export class UserService {
       );
       return changed;
     });
+    this.notifyAccessChanged(changed.id);
+    return changed;
   }
 
   /**
