@@ -71,11 +71,22 @@ function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** Compares two hex hashes in time independent of where they differ. */
-function hashesEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'utf8');
-  const right = Buffer.from(b, 'utf8');
-  return left.length === right.length && timingSafeEqual(left, right);
+/** Stored hashes decoded to bytes once per cached lookup, not once per request. */
+const storedDigests = new WeakMap<ApiKeyCredentials, Buffer>();
+
+/**
+ * Whether `bearer` hashes to the stored hash, compared in time independent of where they
+ * differ. This runs on every request with a key: it hashes to raw bytes (no hex) and
+ * compares against the stored hash decoded once per cache entry.
+ */
+function keyMatches(bearer: string, credentials: ApiKeyCredentials): boolean {
+  let stored = storedDigests.get(credentials);
+  if (stored === undefined) {
+    stored = Buffer.from(credentials.keyHash, 'hex');
+    storedDigests.set(credentials, stored);
+  }
+  const presented = createHash('sha256').update(bearer, 'utf8').digest();
+  return presented.length === stored.length && timingSafeEqual(presented, stored);
 }
 
 function generatePrefix(): string {
@@ -274,7 +285,7 @@ export class ApiKeyService {
       return null;
     }
     const credentials = await this.lookup(prefix);
-    if (credentials === undefined || !hashesEqual(sha256Hex(bearer), credentials.keyHash)) {
+    if (credentials === undefined || !keyMatches(bearer, credentials)) {
       return null;
     }
     const now = this.now();

@@ -51,11 +51,24 @@ export function permissionsOfRole(role: Role): ReadonlySet<Permission> {
   return new Set<Permission>(['public', ...ROLE_GRANTS[role]]);
 }
 
+/** Computed once per (role, scopes) combination: this runs on every request with a key. */
+const keyPermissionCache = new Map<string, ReadonlySet<Permission>>();
+
 /** A key's permissions: its owner's role narrowed by the union of its scopes. */
 export function permissionsOfKey(role: Role, scopes: readonly Scope[]): ReadonlySet<Permission> {
+  const cacheKey = `${role}|${scopes.join(',')}`;
+  const cached = keyPermissionCache.get(cacheKey);
+  if (cached !== undefined) {
+    return cached;
+  }
   const byRole = permissionsOfRole(role);
   const byScopes = new Set<Permission>(['public', ...scopes.flatMap((scope) => SCOPE_GRANTS[scope])]);
-  return new Set([...byRole].filter((p) => byScopes.has(p)));
+  const permissions: ReadonlySet<Permission> = new Set([...byRole].filter((p) => byScopes.has(p)));
+  // Bounded: 3 roles × the subsets of 4 scopes (in any order) is a small, fixed set.
+  if (keyPermissionCache.size < 1000) {
+    keyPermissionCache.set(cacheKey, permissions);
+  }
+  return permissions;
 }
 
 export interface Principal {
