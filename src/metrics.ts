@@ -3,10 +3,12 @@
  * own registry, so nothing is registered twice in one process.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LabelledHistogram } from './labelled-histogram.js';
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly dbQueryDuration: Histogram<'statement' | 'engine'>;
+  /** Hot path: one observation per query (see LabelledHistogram). */
+  readonly dbQueryDuration: LabelledHistogram;
   readonly dbQueryErrors: Counter<'sqlstate' | 'engine'>;
   readonly dbSlowQueries: Counter<'engine'>;
   readonly dbPoolConnections: Gauge<'state'>;
@@ -23,13 +25,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   }
   return {
     registry,
-    dbQueryDuration: new Histogram({
-      name: 'warden_db_query_duration_seconds',
-      help: 'Database query duration by normalized statement shape',
-      labelNames: ['statement', 'engine'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
+    dbQueryDuration: new LabelledHistogram(
+      'warden_db_query_duration_seconds',
+      'Database query duration by normalized statement shape',
+      ['statement', 'engine'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registry,
+    ),
     dbQueryErrors: new Counter({
       name: 'warden_db_query_errors_total',
       help: 'Database query errors by SQLSTATE (or "connection" when no SQLSTATE was given)',

@@ -5,6 +5,7 @@
  */
 import type { LogEvent } from 'kysely';
 import type { Logger } from '../logger.js';
+import type { HistogramSeries } from '../labelled-histogram.js';
 import type { Metrics } from '../metrics.js';
 
 /** Distinct statement shapes kept as label values; later ones are counted as "other". */
@@ -46,6 +47,8 @@ export interface QueryStats {
 }
 
 interface ShapeStats {
+  /** This shape's histogram series, resolved once so each query only counts. */
+  readonly series: HistogramSeries;
   count: number;
   totalMs: number;
   maxMs: number;
@@ -76,16 +79,20 @@ export class QueryInstrumentation {
     this.reservoir[this.reservoirNext] = durationMs;
     this.reservoirNext = (this.reservoirNext + 1) % RESERVOIR_SIZE;
     this.reservoirFilled = Math.min(this.reservoirFilled + 1, RESERVOIR_SIZE);
-    this.metrics.dbQueryDuration.observe({ statement: shape, engine: this.engine }, durationMs / 1000);
-
-    const stats = this.perShape.get(shape);
+    let stats = this.perShape.get(shape);
     if (stats === undefined) {
-      this.perShape.set(shape, { count: 1, totalMs: durationMs, maxMs: durationMs });
-    } else {
-      stats.count += 1;
-      stats.totalMs += durationMs;
-      stats.maxMs = Math.max(stats.maxMs, durationMs);
+      stats = {
+        series: this.metrics.dbQueryDuration.series({ statement: shape, engine: this.engine }),
+        count: 0,
+        totalMs: 0,
+        maxMs: 0,
+      };
+      this.perShape.set(shape, stats);
     }
+    stats.series.observe(durationMs / 1000);
+    stats.count += 1;
+    stats.totalMs += durationMs;
+    stats.maxMs = Math.max(stats.maxMs, durationMs);
 
     if (event.level === 'error') {
       this.errors += 1;
