@@ -119,12 +119,21 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       }
     }
 
+    const services: AppServices = {
+      health: healthService,
+      system: systemService,
+      users,
+      sessions,
+      audit,
+      apiKeys,
+      apiKeyUsage,
+    };
     const { app, routeTable } = await buildApp({
       config: config.http,
       auth: config.auth,
       logger,
       metrics,
-      services: { health: healthService, system: systemService, users, sessions, audit, apiKeys, apiKeyUsage },
+      services,
     });
     const jobs: Job[] = [
       createHealthJob(healthService, config.health, logger, metrics),
@@ -177,7 +186,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       metrics,
       url,
       jobs,
-      services: { health: healthService, system: systemService, users, sessions, audit, apiKeys, apiKeyUsage },
+      services,
       close,
     };
   } catch (error) {

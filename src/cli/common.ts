@@ -19,3 +19,8 @@ export function parsePositiveInt(value: string): number {
   }
   return Number(value);
 }
+
+/** Prints `value` as JSON for scripts (--json) or `text` for people. */
+export function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}

@@ -6,7 +6,7 @@ import { Migrator, createMigrationFile, loadMigrations, type MigrationState } fr
 import { dumpSchema } from '../db/schema-snapshot.js';
 import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
-import { CliExit, EXIT_FAILURE, parsePositiveInt } from './common.js';
+import { CliExit, EXIT_FAILURE, parsePositiveInt, print } from './common.js';
 
 export async function withDatabase<T>(config: Config, fn: (database: Database) => Promise<T>): Promise<T> {
   // CLI output is the summary; the logger only speaks up for problems.
@@ -21,10 +21,6 @@ export async function withDatabase<T>(config: Config, fn: (database: Database) =
   } finally {
     await database.close();
   }
-}
-
-function print(json: boolean, value: unknown, text: string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
 }
 
 function describeState(state: MigrationState): string {

@@ -6,7 +6,7 @@ import { AuditService } from '../domain/access/audit-service.js';
 import { ROLES, SCOPES, type Actor, type Role, type Scope } from '../domain/access/permissions.js';
 import { UserService } from '../domain/access/user-service.js';
 import { parseDuration } from '../config/parse.js';
-import { CliExit, EXIT_CONFIG } from './common.js';
+import { CliExit, EXIT_CONFIG, print } from './common.js';
 import { withDatabase } from './db.js';
 
 /** Changes made from the command line are audited as the operator at the console. */
@@ -20,10 +20,6 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks)
     .toString('utf8')
     .replace(/\r?\n$/, '');
-}
-
-function print(json: boolean, value: unknown, text: string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
 }
 
 function parseRole(value: string): Role {

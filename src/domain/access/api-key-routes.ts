@@ -4,8 +4,7 @@ import type { ApiKey, ApiKeyService } from './api-key-service.js';
 import type { ApiKeyUsageRecorder } from './api-key-usage.js';
 import { actorOf, SCOPES, type Scope } from './permissions.js';
 import { principalOf } from './routes.js';
-
-const errorRef = { $ref: 'Error#' } as const;
+import { errorRef, idParams } from '../../http/schemas.js';
 
 const keySchema = {
   type: 'object',
@@ -35,12 +34,6 @@ function shapeKey(key: ApiKey): Record<string, unknown> {
     last_used_at: key.lastUsedAt?.toISOString() ?? null,
   };
 }
-
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'integer', minimum: 1 } },
-} as const;
 
 export function registerApiKeyRoutes(app: FastifyInstance, keys: ApiKeyService, usage: ApiKeyUsageRecorder): void {
   /** Admins see and manage every key; everyone else only their own. */

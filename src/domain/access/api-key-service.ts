@@ -12,12 +12,13 @@
  *   within `cacheTtlMs` on every other instance (their cache entries expire);
  * - `last_used_at` is written at most once a minute per key, not once per request.
  */
-import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { DB } from '../../db/schema.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
 import { ApiKeysRepository, type ApiKey, type ApiKeyCredentials } from './api-keys-repository.js';
 import { SCOPES, permissionsOfKey, type Actor, type Principal, type Scope } from './permissions.js';
+import { generateToken, sha256Hex } from './tokens.js';
 
 export type { ApiKey } from './api-keys-repository.js';
 
@@ -66,10 +67,6 @@ const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 const KEY_FORMAT = /^wdn_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{32,128})$/;
 const PREFIX_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const PREFIX_ATTEMPTS = 5;
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
 
 /** Stored hashes decoded to bytes once per cached lookup, not once per request. */
 const storedDigests = new WeakMap<ApiKeyCredentials, Buffer>();
@@ -187,7 +184,7 @@ export class ApiKeyService {
       // A taken prefix (1 in 2^47 per existing key) just means drawing another.
       for (let attempt = 0; attempt < PREFIX_ATTEMPTS; attempt += 1) {
         const prefix = generatePrefix();
-        const key = `wdn_${prefix}_${randomBytes(32).toString('base64url')}`;
+        const key = `wdn_${prefix}_${generateToken(32)}`;
         const record = await repository.insert({
           userId,
           name,

@@ -6,8 +6,7 @@ import type { AuditService } from './audit-service.js';
 import { actorOf, ROLES, type Principal, type Role } from './permissions.js';
 import type { SessionService } from './session-service.js';
 import type { User, UserService } from './user-service.js';
-
-const errorRef = { $ref: 'Error#' } as const;
+import { errorRef, idParams } from '../../http/schemas.js';
 
 export const userSchema = {
   type: 'object',
@@ -65,12 +64,6 @@ function sessionCookie(value: string, maxAgeS: number, secure: boolean): string 
 function isTls(request: FastifyRequest): boolean {
   return request.protocol === 'https';
 }
-
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'integer', minimum: 1 } },
-} as const;
 
 export function registerAccessRoutes(app: FastifyInstance, options: AccessRouteOptions): void {
   const { users, sessions, audit } = options;

@@ -2,8 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { SystemService } from '../system/service.js';
 import type { HealthCheckRow } from './repository.js';
 import { COMPONENTS, type Component, type HealthService, type ReadinessReport } from './service.js';
-
-const errorRef = { $ref: 'Error#' } as const;
+import { errorRef } from '../../http/schemas.js';
 
 const componentResultSchema = {
   type: 'object',

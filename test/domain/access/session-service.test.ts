@@ -6,19 +6,11 @@ import { sha256Hex } from '../../../src/domain/access/tokens.js';
 import { UserService } from '../../../src/domain/access/user-service.js';
 import { RateLimitedError, UnauthorizedError } from '../../../src/errors.js';
 import { ENGINES, createTestDatabase, type TestDatabase } from '../../helpers/db.js';
+import { rejection } from '../../helpers/assert.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 const PASSWORD = 'erin-password-1234';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe.each(ENGINES)('sessions on %s', (engine) => {
   let t: TestDatabase;

@@ -7,17 +7,9 @@ import { UserService, type CreateUserInput } from '../../../src/domain/access/us
 import { UsersRepository } from '../../../src/domain/access/users-repository.js';
 import { AppError, ConflictError, NotFoundError, ValidationError } from '../../../src/errors.js';
 import { ENGINES, createTestDatabase, type TestDatabase } from '../../helpers/db.js';
+import { rejection } from '../../helpers/assert.js';
 
 const ADMIN: Actor = { type: 'user', id: 1, label: 'root@example.com', ip: '203.0.113.7' };
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe.each(ENGINES)('user accounts on %s', (engine) => {
   let t: TestDatabase;
