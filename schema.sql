@@ -67,6 +67,126 @@ CREATE INDEX health_checks_component_ts_idx ON health_checks USING btree (compon
 CREATE UNIQUE INDEX health_checks_pkey ON health_checks USING btree (id);
 CREATE INDEX health_checks_ts_idx ON health_checks USING btree (ts);
 
+create table hosts (
+  id bigint generated always as identity not null,
+  name text not null,
+  labels jsonb not null default '{}'::jsonb,
+  interval_s integer,
+  first_seen_at timestamp with time zone not null default now(),
+  last_seen_at timestamp with time zone not null default now(),
+  deleted_at timestamp with time zone,
+  constraint hosts_interval_s_check CHECK (((interval_s >= 1) AND (interval_s <= 86400))),
+  constraint hosts_pkey PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX hosts_name_key ON hosts USING btree (name);
+CREATE UNIQUE INDEX hosts_pkey ON hosts USING btree (id);
+
+create table metric_rollup_state (
+  id boolean not null default true,
+  watermark timestamp with time zone,
+  rewind_to timestamp with time zone,
+  last_run_at timestamp with time zone,
+  last_duration_ms double precision,
+  last_buckets integer,
+  constraint metric_rollup_state_id_check CHECK (id),
+  constraint metric_rollup_state_pkey PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX metric_rollup_state_pkey ON metric_rollup_state USING btree (id);
+
+create table metric_rollups_1h (
+  series_id bigint not null,
+  bucket timestamp with time zone not null,
+  count integer not null,
+  sum double precision not null,
+  min double precision not null,
+  max double precision not null,
+  m2 double precision not null,
+  constraint metric_rollups_1h_pkey PRIMARY KEY (series_id, bucket)
+);
+CREATE INDEX metric_rollups_1h_bucket_brin ON metric_rollups_1h USING brin (bucket);
+CREATE UNIQUE INDEX metric_rollups_1h_pkey ON metric_rollups_1h USING btree (series_id, bucket);
+
+create table metric_rollups_1m (
+  series_id bigint not null,
+  bucket timestamp with time zone not null,
+  count integer not null,
+  sum double precision not null,
+  min double precision not null,
+  max double precision not null,
+  m2 double precision not null,
+  constraint metric_rollups_1m_pkey PRIMARY KEY (series_id, bucket)
+);
+CREATE INDEX metric_rollups_1m_bucket_brin ON metric_rollups_1m USING brin (bucket);
+CREATE UNIQUE INDEX metric_rollups_1m_pkey ON metric_rollups_1m USING btree (series_id, bucket);
+
+create table metric_samples (
+  series_id bigint not null,
+  ts timestamp with time zone not null,
+  value double precision not null,
+  constraint metric_samples_pkey PRIMARY KEY (series_id, ts)
+);
+CREATE UNIQUE INDEX metric_samples_pkey ON metric_samples USING btree (series_id, ts);
+CREATE INDEX metric_samples_ts_brin ON metric_samples USING brin (ts);
+
+create table metric_series (
+  id bigint generated always as identity not null,
+  host_id bigint not null,
+  name text not null,
+  labels jsonb not null default '{}'::jsonb,
+  unit text,
+  created_at timestamp with time zone not null default now(),
+  constraint metric_series_host_id_fkey FOREIGN KEY (host_id) REFERENCES hosts(id) ON DELETE CASCADE,
+  constraint metric_series_pkey PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX metric_series_key ON metric_series USING btree (host_id, name, labels);
+CREATE INDEX metric_series_name_idx ON metric_series USING btree (name);
+CREATE UNIQUE INDEX metric_series_pkey ON metric_series USING btree (id);
+
+create table scrape_runs (
+  id bigint generated always as identity not null,
+  target_id bigint not null,
+  ts timestamp with time zone not null default now(),
+  status text not null,
+  duration_ms double precision not null,
+  samples integer not null default 0,
+  error text,
+  constraint scrape_runs_pkey PRIMARY KEY (id),
+  constraint scrape_runs_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'failed'::text]))),
+  constraint scrape_runs_target_id_fkey FOREIGN KEY (target_id) REFERENCES scrape_targets(id) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX scrape_runs_pkey ON scrape_runs USING btree (id);
+CREATE INDEX scrape_runs_target_ts_idx ON scrape_runs USING btree (target_id, ts DESC);
+CREATE INDEX scrape_runs_ts_idx ON scrape_runs USING btree (ts);
+
+create table scrape_targets (
+  id bigint generated always as identity not null,
+  name text not null,
+  url text not null,
+  host_name text not null,
+  interval_s integer not null default 30,
+  timeout_ms integer not null default 5000,
+  include_patterns text[] not null default '{}'::text[],
+  exclude_patterns text[] not null default '{}'::text[],
+  enabled boolean not null default true,
+  created_at timestamp with time zone not null default now(),
+  updated_at timestamp with time zone not null default now(),
+  deleted_at timestamp with time zone,
+  next_scrape_at timestamp with time zone not null default now(),
+  last_scrape_at timestamp with time zone,
+  last_status text,
+  last_error text,
+  last_duration_ms double precision,
+  last_samples integer,
+  consecutive_failures integer not null default 0,
+  constraint scrape_targets_interval_s_check CHECK (((interval_s >= 5) AND (interval_s <= 86400))),
+  constraint scrape_targets_last_status_check CHECK ((last_status = ANY (ARRAY['ok'::text, 'failed'::text]))),
+  constraint scrape_targets_pkey PRIMARY KEY (id),
+  constraint scrape_targets_timeout_ms_check CHECK (((timeout_ms >= 100) AND (timeout_ms <= 60000)))
+);
+CREATE INDEX scrape_targets_due_idx ON scrape_targets USING btree (next_scrape_at) WHERE (enabled AND (deleted_at IS NULL));
+CREATE UNIQUE INDEX scrape_targets_name_key ON scrape_targets USING btree (lower(name)) WHERE (deleted_at IS NULL);
+CREATE UNIQUE INDEX scrape_targets_pkey ON scrape_targets USING btree (id);
+
 create table sessions (
   id bigint generated always as identity not null,
   token_hash text not null,
@@ -84,6 +204,17 @@ CREATE INDEX sessions_expires_at_idx ON sessions USING btree (expires_at);
 CREATE UNIQUE INDEX sessions_pkey ON sessions USING btree (id);
 CREATE UNIQUE INDEX sessions_token_hash_key ON sessions USING btree (token_hash);
 CREATE INDEX sessions_user_id_idx ON sessions USING btree (user_id);
+
+create table singleton_job_runs (
+  name text not null,
+  claimed_by text,
+  last_started_at timestamp with time zone,
+  last_finished_at timestamp with time zone,
+  last_result jsonb,
+  last_error text,
+  constraint singleton_job_runs_pkey PRIMARY KEY (name)
+);
+CREATE UNIQUE INDEX singleton_job_runs_pkey ON singleton_job_runs USING btree (name);
 
 create table users (
   id bigint generated always as identity not null,

@@ -3,7 +3,14 @@
  * (see `http/errors.ts`); the CLI prints the message. Services never import HTTP types.
  */
 export type ErrorCode =
-  'not_found' | 'conflict' | 'validation' | 'forbidden' | 'unauthorized' | 'unavailable' | 'rate_limited';
+  | 'not_found'
+  | 'conflict'
+  | 'validation'
+  | 'forbidden'
+  | 'unauthorized'
+  | 'unavailable'
+  | 'rate_limited'
+  | 'payload_too_large';
 
 export class AppError extends Error {
   constructor(
@@ -33,6 +40,35 @@ export class ConflictError extends AppError {
 export class ValidationError extends AppError {
   constructor(field: string, message: string) {
     super('validation', message, field);
+  }
+}
+
+/** One problem of a rejected batch: the item's index, the field, what was expected. */
+export interface BatchProblem {
+  readonly index: number;
+  readonly field: string;
+  readonly message: string;
+}
+
+/**
+ * A batch was rejected whole because some items are invalid; `problems` lists the first
+ * of them (by index and field) and `invalidCount` how many items were invalid in all.
+ */
+export class BatchValidationError extends ValidationError {
+  constructor(
+    field: string,
+    message: string,
+    readonly problems: readonly BatchProblem[],
+    readonly invalidCount: number,
+  ) {
+    super(field, message);
+  }
+}
+
+/** The request carries more than the accepted amount (413). */
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string, field?: string) {
+    super('payload_too_large', message, field);
   }
 }
 

@@ -17,6 +17,7 @@ import { ApiKeyUsageRecorder, createUsageFlushJob } from './domain/access/api-ke
 import { AuditService } from './domain/access/audit-service.js';
 import { SessionService } from './domain/access/session-service.js';
 import { UserService } from './domain/access/user-service.js';
+import { IngestService } from './domain/metrics/ingest-service.js';
 import { buildApp, type AppServices } from './http/app.js';
 import type { RouteTable } from './http/auth.js';
 import { IntervalJob, type Job } from './jobs/interval-job.js';
@@ -107,6 +108,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // 1 s cache lifetime on others).
     users.onAccessChanged((userId) => apiKeys.forgetUser(userId));
     const apiKeyUsage = new ApiKeyUsageRecorder(database.db);
+    const ingest = new IngestService(database.db, config.metrics);
 
     const firstAdmin = await users.ensureFirstAdmin({
       email: config.auth.adminEmail,
@@ -127,6 +129,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       audit,
       apiKeys,
       apiKeyUsage,
+      ingest,
     };
     const { app, routeTable } = await buildApp({
       config: config.http,

@@ -3,6 +3,7 @@
  * environment. This is the only module that reads `process.env`; everything else
  * receives a {@link Config}.
  */
+import os from 'node:os';
 import path from 'node:path';
 import {
   ConfigError,
@@ -100,6 +101,31 @@ export interface AuthConfig {
   readonly rateLimitPerIpPerMin: number;
 }
 
+export interface MetricsConfig {
+  /** Record Warden's own host every collect interval (WARDEN_SELF_COLLECT, default true). */
+  readonly selfCollect: boolean;
+  /** Interval of the self collector (and the agent's default), ms (WARDEN_COLLECT_INTERVAL, default 10s). */
+  readonly collectIntervalMs: number;
+  /** Name Warden's own host is recorded under (WARDEN_HOST_NAME, default the OS host name). */
+  readonly hostName: string;
+  /** Raw samples are kept this many days (WARDEN_RETENTION_RAW_DAYS, default 30). */
+  readonly retentionRawDays: number;
+  /** 1-minute rollups are kept this many days (WARDEN_RETENTION_1M_DAYS, default 90). */
+  readonly retention1mDays: number;
+  /** 1-hour rollups are kept this many days (WARDEN_RETENTION_1H_DAYS, default 730). */
+  readonly retention1hDays: number;
+  /** Interval of the rollup job, ms (WARDEN_ROLLUP_INTERVAL, default 60s). */
+  readonly rollupIntervalMs: number;
+  /**
+   * Every rollup run recomputes the buckets of this window before its watermark, so samples
+   * arriving this late are folded in without any bookkeeping (WARDEN_ROLLUP_GRACE, default 5m).
+   * Older late samples rewind the watermark instead.
+   */
+  readonly rollupGraceMs: number;
+  /** How often the scraper looks for due Prometheus targets, ms (WARDEN_SCRAPE_POLL_INTERVAL, default 2s). */
+  readonly scrapePollIntervalMs: number;
+}
+
 export interface LogConfig {
   /** WARDEN_LOG_LEVEL, default info. */
   readonly level: LogLevel;
@@ -112,6 +138,7 @@ export interface Config {
   readonly database: DatabaseConfig;
   readonly health: HealthConfig;
   readonly auth: AuthConfig;
+  readonly metrics: MetricsConfig;
   readonly log: LogConfig;
 }
 
@@ -169,6 +196,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       metricsPublic: readBoolean(r, 'WARDEN_METRICS_PUBLIC', false),
       rateLimitPerKeyPerMin: readInteger(r, 'WARDEN_RATE_LIMIT_PER_KEY', 1200, 1, 10_000_000),
       rateLimitPerIpPerMin: readInteger(r, 'WARDEN_RATE_LIMIT_PER_IP', 2400, 1, 10_000_000),
+    },
+    metrics: {
+      selfCollect: readBoolean(r, 'WARDEN_SELF_COLLECT', true),
+      collectIntervalMs: readDuration(r, 'WARDEN_COLLECT_INTERVAL', 10_000, 1000, 3_600_000),
+      hostName: readString(r, 'WARDEN_HOST_NAME', os.hostname()),
+      retentionRawDays: readInteger(r, 'WARDEN_RETENTION_RAW_DAYS', 30, 1, 3650),
+      retention1mDays: readInteger(r, 'WARDEN_RETENTION_1M_DAYS', 90, 1, 3650),
+      retention1hDays: readInteger(r, 'WARDEN_RETENTION_1H_DAYS', 730, 1, 36500),
+      rollupIntervalMs: readDuration(r, 'WARDEN_ROLLUP_INTERVAL', 60_000, 1000, 3_600_000),
+      rollupGraceMs: readDuration(r, 'WARDEN_ROLLUP_GRACE', 300_000, 0, 86_400_000),
+      scrapePollIntervalMs: readDuration(r, 'WARDEN_SCRAPE_POLL_INTERVAL', 2000, 100, 600_000),
     },
     log: {
       level: readEnum(r, 'WARDEN_LOG_LEVEL', LOG_LEVELS, 'info'),

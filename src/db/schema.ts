@@ -99,6 +99,97 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+export interface HostsTable {
+  id: Generated<number>;
+  name: string;
+  labels: ColumnType<Record<string, string>, string | undefined, string>;
+  /** Reporting interval declared by the sender; a host is stale after 3 intervals without data. */
+  interval_s: number | null;
+  first_seen_at: ColumnType<Date, Date | undefined, Date>;
+  last_seen_at: ColumnType<Date, Date | undefined, Date>;
+  deleted_at: Date | null;
+}
+
+export interface MetricSeriesTable {
+  id: Generated<number>;
+  host_id: number;
+  name: string;
+  labels: ColumnType<Record<string, string>, string | undefined, string>;
+  unit: string | null;
+  created_at: CreatedAt;
+}
+
+export interface MetricSamplesTable {
+  series_id: number;
+  ts: Date;
+  value: number;
+}
+
+/** One rollup bucket; `m2` is the sum of squared deviations from the bucket's mean. */
+export interface MetricRollupsTable {
+  series_id: number;
+  bucket: Date;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  m2: number;
+}
+
+export interface MetricRollupStateTable {
+  id: boolean;
+  /** 1-minute buckets before this were rolled up. */
+  watermark: Date | null;
+  /** Samples older than the grace window landed at or after this; the next run starts here. */
+  rewind_to: Date | null;
+  last_run_at: Date | null;
+  last_duration_ms: number | null;
+  last_buckets: number | null;
+}
+
+export interface SingletonJobRunsTable {
+  name: string;
+  claimed_by: string | null;
+  last_started_at: Date | null;
+  last_finished_at: Date | null;
+  last_result: Json | null;
+  last_error: string | null;
+}
+
+export type ScrapeStatus = 'ok' | 'failed';
+
+export interface ScrapeTargetsTable {
+  id: Generated<number>;
+  name: string;
+  url: string;
+  host_name: string;
+  interval_s: ColumnType<number, number | undefined, number>;
+  timeout_ms: ColumnType<number, number | undefined, number>;
+  include_patterns: ColumnType<string[], string[] | undefined, string[]>;
+  exclude_patterns: ColumnType<string[], string[] | undefined, string[]>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+  deleted_at: Date | null;
+  next_scrape_at: ColumnType<Date, Date | undefined, Date>;
+  last_scrape_at: Date | null;
+  last_status: ScrapeStatus | null;
+  last_error: string | null;
+  last_duration_ms: number | null;
+  last_samples: number | null;
+  consecutive_failures: ColumnType<number, number | undefined, number>;
+}
+
+export interface ScrapeRunsTable {
+  id: Generated<number>;
+  target_id: number;
+  ts: ColumnType<Date, Date | undefined, never>;
+  status: ScrapeStatus;
+  duration_ms: number;
+  samples: number;
+  error: string | null;
+}
+
 export interface DB {
   warden_migrations: WardenMigrationsTable;
   health_checks: HealthChecksTable;
@@ -107,4 +198,13 @@ export interface DB {
   api_keys: ApiKeysTable;
   api_key_usage: ApiKeyUsageTable;
   audit_log: AuditLogTable;
+  hosts: HostsTable;
+  metric_series: MetricSeriesTable;
+  metric_samples: MetricSamplesTable;
+  metric_rollups_1m: MetricRollupsTable;
+  metric_rollups_1h: MetricRollupsTable;
+  metric_rollup_state: MetricRollupStateTable;
+  singleton_job_runs: SingletonJobRunsTable;
+  scrape_targets: ScrapeTargetsTable;
+  scrape_runs: ScrapeRunsTable;
 }

@@ -17,6 +17,8 @@ import type { SessionService } from '../domain/access/session-service.js';
 import type { UserService } from '../domain/access/user-service.js';
 import { registerHealthRoutes } from '../domain/health/routes.js';
 import type { HealthService } from '../domain/health/service.js';
+import { registerIngestRoutes } from '../domain/metrics/ingest-routes.js';
+import type { IngestService } from '../domain/metrics/ingest-service.js';
 import { registerSystemRoutes } from '../domain/system/routes.js';
 import type { SystemService } from '../domain/system/service.js';
 import type { Logger } from '../logger.js';
@@ -33,6 +35,7 @@ export interface AppServices {
   readonly audit: AuditService;
   readonly apiKeys: ApiKeyService;
   readonly apiKeyUsage: ApiKeyUsageRecorder;
+  readonly ingest: IngestService;
 }
 
 export interface AppDeps {
@@ -104,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
         { name: 'health', description: 'Liveness, readiness and self-health history' },
         { name: 'system', description: 'Status of Warden and its database, Prometheus metrics' },
         { name: 'access', description: 'Login sessions, users, API keys and their usage, audit log' },
+        { name: 'metrics', description: 'Host metrics: ingest, history with summaries, hosts, scrape targets' },
       ],
     },
   });
@@ -120,5 +124,6 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     sessionTtlMs: deps.auth.sessionTtlMs,
   });
   registerApiKeyRoutes(app, services.apiKeys, services.apiKeyUsage);
+  registerIngestRoutes(app, services.ingest);
   return { app, routeTable };
 }

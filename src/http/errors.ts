@@ -3,10 +3,16 @@
  * `{ error: { code, message, field? } }` with a fitting status, and no stack trace.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, RateLimitedError, type ErrorCode } from '../errors.js';
+import { AppError, BatchValidationError, RateLimitedError, type BatchProblem, type ErrorCode } from '../errors.js';
 
 export interface ErrorBody {
-  error: { code: string; message: string; field?: string };
+  error: {
+    code: string;
+    message: string;
+    field?: string;
+    problems?: readonly BatchProblem[];
+    invalid_count?: number;
+  };
 }
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
@@ -17,6 +23,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   unauthorized: 401,
   unavailable: 503,
   rate_limited: 429,
+  payload_too_large: 413,
 };
 
 /** JSON schema of the error body, for the OpenAPI document. */
@@ -32,6 +39,15 @@ export const errorSchema = {
         code: { type: 'string' },
         message: { type: 'string' },
         field: { type: 'string' },
+        problems: {
+          type: 'array',
+          description: 'For a rejected batch: its first problems, by item index and field',
+          items: {
+            type: 'object',
+            properties: { index: { type: 'integer' }, field: { type: 'string' }, message: { type: 'string' } },
+          },
+        },
+        invalid_count: { type: 'integer', description: 'For a rejected batch: how many items were invalid' },
       },
     },
   },
@@ -102,6 +118,12 @@ function isDatabaseUnreachable(error: Error): boolean {
 }
 
 export function mapError(error: FastifyError | Error): { status: number; body: ErrorBody } {
+  if (error instanceof BatchValidationError) {
+    const payload = body(error.code, error.message, error.field);
+    payload.error.problems = error.problems;
+    payload.error.invalid_count = error.invalidCount;
+    return { status: 400, body: payload };
+  }
   if (error instanceof AppError) {
     return { status: STATUS_BY_CODE[error.code], body: body(error.code, error.message, error.field) };
   }

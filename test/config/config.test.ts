@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../../src/config/index.js';
@@ -55,6 +56,17 @@ describe('loadConfig defaults', () => {
         metricsPublic: false,
         rateLimitPerKeyPerMin: 1200,
         rateLimitPerIpPerMin: 2400,
+      },
+      metrics: {
+        selfCollect: true,
+        collectIntervalMs: 10_000,
+        hostName: os.hostname(),
+        retentionRawDays: 30,
+        retention1mDays: 90,
+        retention1hDays: 730,
+        rollupIntervalMs: 60_000,
+        rollupGraceMs: 300_000,
+        scrapePollIntervalMs: 2000,
       },
       log: { level: 'info', format: 'auto' },
     } satisfies Config);
