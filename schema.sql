@@ -208,6 +208,7 @@ CREATE INDEX sessions_user_id_idx ON sessions USING btree (user_id);
 create table singleton_job_runs (
   name text not null,
   claimed_by text,
+  lease_until timestamp with time zone,
   last_started_at timestamp with time zone,
   last_finished_at timestamp with time zone,
   last_result jsonb,

@@ -18,6 +18,10 @@ import { AuditService } from './domain/access/audit-service.js';
 import { SessionService } from './domain/access/session-service.js';
 import { UserService } from './domain/access/user-service.js';
 import { IngestService } from './domain/metrics/ingest-service.js';
+import { createRetentionJob, createRollupJob } from './domain/metrics/jobs.js';
+import { MetricsQueryService } from './domain/metrics/query-service.js';
+import { RetentionService } from './domain/metrics/retention-service.js';
+import { RollupService } from './domain/metrics/rollup-service.js';
 import { buildApp, type AppServices } from './http/app.js';
 import type { RouteTable } from './http/auth.js';
 import { IntervalJob, type Job } from './jobs/interval-job.js';
@@ -109,6 +113,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     users.onAccessChanged((userId) => apiKeys.forgetUser(userId));
     const apiKeyUsage = new ApiKeyUsageRecorder(database.db);
     const ingest = new IngestService(database.db, config.metrics);
+    const metricsQuery = new MetricsQueryService(database.db, config.metrics, audit);
+    const rollups = new RollupService(database.db, config.metrics, logger);
+    const retention = new RetentionService(database.db, config.metrics, config.health);
 
     const firstAdmin = await users.ensureFirstAdmin({
       email: config.auth.adminEmail,
@@ -130,6 +137,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       apiKeys,
       apiKeyUsage,
       ingest,
+      metricsQuery,
     };
     const { app, routeTable } = await buildApp({
       config: config.http,
@@ -141,6 +149,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const jobs: Job[] = [
       createHealthJob(healthService, config.health, logger, metrics),
       createUsageFlushJob(apiKeyUsage, USAGE_FLUSH_INTERVAL_MS, logger, metrics),
+      createRollupJob(rollups, config.metrics.rollupIntervalMs, logger, metrics),
+      createRetentionJob(retention, logger, metrics),
       new IntervalJob(
         'access-cleanup',
         ACCESS_CLEANUP_INTERVAL_MS,

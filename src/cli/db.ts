@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js';
 import { openDatabase, type Database } from '../db/engine.js';
 import { Migrator, createMigrationFile, loadMigrations, type MigrationState } from '../db/migrator.js';
 import { dumpSchema } from '../db/schema-snapshot.js';
+import { RetentionService, type CleanupReport } from '../domain/metrics/retention-service.js';
 import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
 import { CliExit, EXIT_FAILURE, parsePositiveInt, print } from './common.js';
@@ -37,6 +38,17 @@ function describeState(state: MigrationState): string {
       `error: ${state.checksumMismatches.length} applied migration(s) were edited; \`warden db migrate\` will refuse to run.`,
     );
   }
+  return lines.join('\n');
+}
+
+function describeCleanup(report: CleanupReport): string {
+  const verb = report.dryRun ? 'would remove' : 'removed';
+  const width = Math.max(...report.tables.map((t) => t.table.length));
+  const lines = report.tables.map(
+    (t) =>
+      `  ${t.table.padEnd(width)}  ${verb} ${String(t.rows).padStart(10)} rows older than ${t.cutoff.toISOString()}`,
+  );
+  lines.push(`${report.dryRun ? 'dry run: nothing removed; ' : ''}${report.totalRows} rows in ${report.durationMs} ms`);
   return lines.join('\n');
 }
 
@@ -115,6 +127,37 @@ export function registerDbCommands(program: Command, config: () => Config): void
       const file = createMigrationFile(name);
       process.stdout.write(
         `created ${file}\nFill in up and down, then rebuild (npm run build) and run \`warden db migrate\`.\n`,
+      );
+    });
+
+  db.command('cleanup')
+    .description(
+      'remove data past its retention now (raw samples, rollups, scrape runs, health checks, key usage, expired sessions) and report rows per table',
+    )
+    .option(
+      '--days-old <n>',
+      'remove raw data (samples, scrape runs, health checks, key usage) older than N days instead of its retention; rollups keep theirs',
+      parsePositiveInt,
+    )
+    .option('--dry-run', 'count what would be removed; remove nothing')
+    .option('--json', 'print JSON')
+    .action(async (opts: { daysOld?: number; dryRun?: boolean; json?: boolean }) => {
+      const cfg = config();
+      const report = await withDatabase(cfg, (database) =>
+        new RetentionService(database.db, cfg.metrics, cfg.health).cleanup({
+          daysOld: opts.daysOld,
+          dryRun: opts.dryRun === true,
+        }),
+      );
+      print(
+        opts.json === true,
+        {
+          dry_run: report.dryRun,
+          total_rows: report.totalRows,
+          duration_ms: report.durationMs,
+          tables: report.tables.map((t) => ({ table: t.table, cutoff: t.cutoff.toISOString(), rows: t.rows })),
+        },
+        describeCleanup(report),
       );
     });
 

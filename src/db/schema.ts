@@ -150,6 +150,8 @@ export interface MetricRollupStateTable {
 export interface SingletonJobRunsTable {
   name: string;
   claimed_by: string | null;
+  /** While in the future, the claimer is running the job; other instances skip it. */
+  lease_until: Date | null;
   last_started_at: Date | null;
   last_finished_at: Date | null;
   last_result: Json | null;

@@ -19,6 +19,8 @@ import { registerHealthRoutes } from '../domain/health/routes.js';
 import type { HealthService } from '../domain/health/service.js';
 import { registerIngestRoutes } from '../domain/metrics/ingest-routes.js';
 import type { IngestService } from '../domain/metrics/ingest-service.js';
+import { registerQueryRoutes } from '../domain/metrics/query-routes.js';
+import type { MetricsQueryService } from '../domain/metrics/query-service.js';
 import { registerSystemRoutes } from '../domain/system/routes.js';
 import type { SystemService } from '../domain/system/service.js';
 import type { Logger } from '../logger.js';
@@ -36,6 +38,7 @@ export interface AppServices {
   readonly apiKeys: ApiKeyService;
   readonly apiKeyUsage: ApiKeyUsageRecorder;
   readonly ingest: IngestService;
+  readonly metricsQuery: MetricsQueryService;
 }
 
 export interface AppDeps {
@@ -125,5 +128,6 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   });
   registerApiKeyRoutes(app, services.apiKeys, services.apiKeyUsage);
   registerIngestRoutes(app, services.ingest);
+  registerQueryRoutes(app, services.metricsQuery);
   return { app, routeTable };
 }

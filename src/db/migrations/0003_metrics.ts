@@ -84,6 +84,7 @@ export const up = sql`
   create table singleton_job_runs (
     name text primary key,
     claimed_by text,
+    lease_until timestamptz,
     last_started_at timestamptz,
     last_finished_at timestamptz,
     last_result jsonb,

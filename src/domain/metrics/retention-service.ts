@@ -1,0 +1,127 @@
+/**
+ * Retention: raw samples, 1-minute and 1-hour rollups (and the other time-series tables:
+ * scrape runs, self-health checks, API key usage, expired sessions) are removed past their
+ * retention. The daily job runs once across instances (a lease with a minimum interval);
+ * `warden db cleanup` runs the same on demand, optionally as a dry run that only counts.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { HealthConfig, MetricsConfig } from '../../config/index.js';
+import type { DB } from '../../db/schema.js';
+import { ValidationError } from '../../errors.js';
+import { SingletonJobs } from '../../jobs/singleton.js';
+
+const DAY_MS = 86_400_000;
+/** API key usage is kept 90 days (see the access area). */
+const API_KEY_USAGE_RETENTION_DAYS = 90;
+
+export interface CleanupOptions {
+  /** Remove raw data (samples, scrape runs, health checks, key usage) older than this many days instead of its retention. */
+  readonly daysOld?: number;
+  /** Count what would be removed; remove nothing. */
+  readonly dryRun?: boolean;
+}
+
+export interface CleanupTable {
+  readonly table: string;
+  /** Rows older than this are removed. */
+  readonly cutoff: Date;
+  /** Rows removed (or, in a dry run, that would be). */
+  readonly rows: number;
+}
+
+export interface CleanupReport {
+  readonly dryRun: boolean;
+  readonly tables: CleanupTable[];
+  readonly totalRows: number;
+  readonly durationMs: number;
+}
+
+interface Rule {
+  readonly table: keyof DB;
+  readonly column: string;
+  readonly days: number;
+  /** Extra condition, e.g. only expired sessions. */
+  readonly cutoffColumnIsExpiry?: boolean;
+}
+
+export class RetentionService {
+  private readonly singleton: SingletonJobs;
+
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly config: MetricsConfig,
+    private readonly health: Pick<HealthConfig, 'retentionDays'>,
+    private readonly clock: () => Date = () => new Date(),
+  ) {
+    this.singleton = new SingletonJobs(db);
+  }
+
+  private rules(daysOld: number | undefined): Rule[] {
+    return [
+      { table: 'metric_samples', column: 'ts', days: daysOld ?? this.config.retentionRawDays },
+      { table: 'metric_rollups_1m', column: 'bucket', days: this.config.retention1mDays },
+      { table: 'metric_rollups_1h', column: 'bucket', days: this.config.retention1hDays },
+      { table: 'scrape_runs', column: 'ts', days: daysOld ?? this.config.retentionRawDays },
+      { table: 'health_checks', column: 'ts', days: daysOld ?? this.health.retentionDays },
+      { table: 'api_key_usage', column: 'bucket', days: daysOld ?? API_KEY_USAGE_RETENTION_DAYS },
+      { table: 'sessions', column: 'expires_at', days: 0, cutoffColumnIsExpiry: true },
+    ];
+  }
+
+  /** Removes (or counts) rows past their retention, table by table. */
+  async cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
+    const daysOld = options.daysOld;
+    if (daysOld !== undefined && (!Number.isInteger(daysOld) || daysOld < 1 || daysOld > 36500)) {
+      throw new ValidationError(
+        'days-old',
+        `days-old must be a whole number of days between 1 and 36500, got ${daysOld}`,
+      );
+    }
+    const started = performance.now();
+    const nowMs = this.clock().getTime();
+    const dryRun = options.dryRun === true;
+    const tables: CleanupTable[] = [];
+    for (const rule of this.rules(daysOld)) {
+      const cutoff = new Date(nowMs - rule.days * DAY_MS);
+      const table = sql.table(rule.table);
+      const column = sql.ref(rule.column);
+      let rows: number;
+      if (dryRun) {
+        const counted = await sql<{
+          n: number;
+        }>`select count(*)::int8 as n from ${table} where ${column} < ${cutoff}`.execute(this.db);
+        rows = counted.rows[0]?.n ?? 0;
+      } else {
+        const deleted = await sql`delete from ${table} where ${column} < ${cutoff}`.execute(this.db);
+        rows = Number(deleted.numAffectedRows ?? 0n);
+      }
+      tables.push({ table: rule.table, cutoff, rows });
+    }
+    return {
+      dryRun,
+      tables,
+      totalRows: tables.reduce((sum, t) => sum + t.rows, 0),
+      durationMs: Math.round(performance.now() - started),
+    };
+  }
+
+  /**
+   * The daily run: at most once per ~day across every instance sharing the database.
+   * Returns the report, or undefined when another instance ran it recently or holds it.
+   */
+  async runDaily(): Promise<CleanupReport | undefined> {
+    let report: CleanupReport | undefined;
+    await this.singleton.runExclusive(
+      'metrics-retention',
+      { leaseMs: 3_600_000, minIntervalMs: 23 * 3_600_000 },
+      async () => {
+        report = await this.cleanup();
+        return {
+          total_rows: report.totalRows,
+          tables: Object.fromEntries(report.tables.map((t) => [t.table, t.rows])),
+        };
+      },
+    );
+    return report;
+  }
+}
