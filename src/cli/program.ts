@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { CliExit, EXIT_CONFIG, EXIT_FAILURE } from './common.js';
 import { registerDbCommands } from './db.js';
 import { registerUserCommands } from './users.js';
+import { registerAgentCommand } from './agent.js';
 
 function config(): Config {
   return loadConfig();
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
 
   registerDbCommands(program, config);
   registerUserCommands(program, config);
+  registerAgentCommand(program, config);
   return program;
 }
 

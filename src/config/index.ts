@@ -241,3 +241,22 @@ export function redactUrl(url: string): string {
     return '<unparseable url>';
   }
 }
+
+/** Settings of `warden agent` that come from the environment rather than its arguments. */
+export interface AgentConfig {
+  /**
+   * API key (scope `ingest`) the agent sends with its samples (WARDEN_AGENT_API_KEY); used
+   * when `--api-key` is not given, so the key need not appear in `ps`. Never logged.
+   */
+  readonly apiKey: string | undefined;
+}
+
+/** Reads the agent's environment variables; a {@link ConfigError} names each problem. */
+export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const r: EnvReader = { env, problems: [] };
+  const apiKey = readSecret(r, 'WARDEN_AGENT_API_KEY', 8);
+  if (r.problems.length > 0) {
+    throw new ConfigError(r.problems);
+  }
+  return Object.freeze({ apiKey: apiKey?.trim() });
+}

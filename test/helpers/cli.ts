@@ -1,5 +1,5 @@
 /** Runs the real `warden` CLI as a child process (`node --import tsx src/cli/main.ts …`). */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { packageRoot } from '../../src/paths.js';
 
 const ROOT = packageRoot();
@@ -60,4 +60,47 @@ export function runCli(args: readonly string[], env: Record<string, string>, std
 /** Context for a failed expectation on a CLI run. */
 export function show(result: CliResult): string {
   return `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+}
+
+/** A long-running CLI command (`warden agent`, `warden serve`) started in the background. */
+export interface RunningCli {
+  readonly child: ChildProcess;
+  /** What it printed so far. */
+  output(): { stdout: string; stderr: string };
+  /** Sends `signal` and resolves with how it ended (SIGKILL after CLI_TIMEOUT_MS as a last resort). */
+  stop(signal?: NodeJS.Signals): Promise<CliResult>;
+}
+
+export function startCli(args: readonly string[], env: Record<string, string>): RunningCli {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...baseEnv(), WARDEN_LOG_LEVEL: 'warn', WARDEN_LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const closed = new Promise<CliResult>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return {
+    child,
+    output: () => ({ stdout, stderr }),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+      }
+      const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS);
+      try {
+        return await closed;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
 }
