@@ -18,6 +18,7 @@ import { AuditService } from './domain/access/audit-service.js';
 import { SessionService } from './domain/access/session-service.js';
 import { UserService } from './domain/access/user-service.js';
 import { IngestService } from './domain/metrics/ingest-service.js';
+import { HostCollector, createCollectorJob } from './domain/metrics/collector.js';
 import { createRetentionJob, createRollupJob } from './domain/metrics/jobs.js';
 import { MetricsQueryService } from './domain/metrics/query-service.js';
 import { RetentionService } from './domain/metrics/retention-service.js';
@@ -166,6 +167,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         { runAtStart: true },
       ),
     ];
+
+    if (config.metrics.selfCollect) {
+      // Warden's own host, recorded like any agent's (WARDEN_SELF_COLLECT, WARDEN_HOST_NAME).
+      const collector = new HostCollector({ hostName: config.metrics.hostName, logger });
+      jobs.push(createCollectorJob(collector, ingest, config.metrics.collectIntervalMs, logger, metrics));
+    }
 
     let url = '';
     if (options.listen ?? true) {

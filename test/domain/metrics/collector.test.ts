@@ -15,7 +15,7 @@ import {
 } from '../../../src/domain/metrics/collector.js';
 import { IngestService } from '../../../src/domain/metrics/ingest-service.js';
 import { formatSeries, type SampleInput } from '../../../src/domain/metrics/types.js';
-import { createTestDatabase, silentLogger } from '../../helpers/db.js';
+import { createTestDatabase, silentLogger, startTestServer } from '../../helpers/db.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -260,6 +260,41 @@ describe('self-collect job', () => {
       expect(cpu[0]?.ts.getTime()).toBe(now);
       expect(rows.filter((r) => r.name === 'mem.used_pct')).toHaveLength(2);
       expect((await t.metrics.jobErrors.get()).values).toEqual([]);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it('runs in the server when WARDEN_SELF_COLLECT is on, under WARDEN_HOST_NAME, from the start', async () => {
+    const t = await startTestServer('pglite', {
+      WARDEN_SELF_COLLECT: 'true',
+      WARDEN_HOST_NAME: 'warden-under-test',
+      WARDEN_HEALTH_INTERVAL: '1h',
+    });
+    try {
+      const db = t.server.database.db;
+      const memory = async (): Promise<number> => {
+        const rows = await db
+          .selectFrom('metric_samples as s')
+          .innerJoin('metric_series as m', 'm.id', 's.series_id')
+          .innerJoin('hosts as h', 'h.id', 'm.host_id')
+          .select('s.value')
+          .where('h.name', '=', 'warden-under-test')
+          .where('m.name', '=', 'mem.total_bytes')
+          .execute();
+        return rows.length;
+      };
+      const deadline = Date.now() + 20_000;
+      while ((await memory()) === 0) {
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const host = await db
+        .selectFrom('hosts')
+        .select('interval_s')
+        .where('name', '=', 'warden-under-test')
+        .executeTakeFirstOrThrow();
+      expect(host.interval_s).toBe(10);
     } finally {
       await t.cleanup();
     }
