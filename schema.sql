@@ -124,9 +124,18 @@ create table metric_samples (
   ts timestamp with time zone not null,
   value double precision not null,
   constraint metric_samples_pkey PRIMARY KEY (series_id, ts)
-);
-CREATE UNIQUE INDEX metric_samples_pkey ON metric_samples USING btree (series_id, ts);
-CREATE INDEX metric_samples_ts_brin ON metric_samples USING brin (ts);
+) partition by RANGE (ts);
+CREATE UNIQUE INDEX metric_samples_pkey ON ONLY metric_samples USING btree (series_id, ts);
+CREATE INDEX metric_samples_ts_brin ON ONLY metric_samples USING brin (ts);
+
+create table metric_samples_default (
+  series_id bigint not null,
+  ts timestamp with time zone not null,
+  value double precision not null,
+  constraint metric_samples_default_pkey PRIMARY KEY (series_id, ts)
+); -- partition of metric_samples DEFAULT
+CREATE UNIQUE INDEX metric_samples_default_pkey ON metric_samples_default USING btree (series_id, ts);
+CREATE INDEX metric_samples_default_ts_idx ON metric_samples_default USING brin (ts);
 
 create table metric_series (
   id bigint generated always as identity not null,

@@ -47,6 +47,31 @@ export async function dumpSchema(db: Kysely<DB>): Promise<string> {
     order by tablename, indexname
   `.execute(db);
 
+  const partitioning = await sql<{
+    table_name: string;
+    partition_key: string | null;
+    parent: string | null;
+    bound: string | null;
+  }>`
+    select c.relname as table_name,
+           case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end as partition_key,
+           parent.relname as parent,
+           case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end as bound
+    from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    left join pg_inherits i on i.inhrelid = c.oid
+    left join pg_class parent on parent.oid = i.inhparent
+    where n.nspname = 'public' and (c.relkind = 'p' or c.relispartition)
+  `.execute(db);
+  const suffix = new Map<string, string>();
+  for (const row of partitioning.rows) {
+    if (row.partition_key !== null) {
+      suffix.set(row.table_name, ` partition by ${row.partition_key};`);
+    } else if (row.parent !== null && row.bound !== null) {
+      suffix.set(row.table_name, `; -- partition of ${row.parent} ${row.bound}`);
+    }
+  }
+
   const tables = new Map<string, string[]>();
   for (const col of columns.rows) {
     const parts = [`  ${col.column_name} ${col.data_type}`];
@@ -74,7 +99,7 @@ export async function dumpSchema(db: Kysely<DB>): Promise<string> {
     '',
   ];
   for (const [table, lines] of tables) {
-    out.push(`create table ${table} (`, lines.join(',\n'), ');');
+    out.push(`create table ${table} (`, lines.join(',\n'), `)${suffix.get(table) ?? ';'}`);
     for (const index of indexes.rows.filter((i) => i.table_name === table)) {
       out.push(`${index.definition.replace(/ public\./g, ' ')};`);
     }

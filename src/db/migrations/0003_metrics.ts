@@ -5,7 +5,10 @@ import { sql } from 'kysely';
  * the rollup job's watermark, Prometheus scrape targets with their scrape history, and the
  * claim table that lets a daily job run once across instances.
  *
- * metric_samples has no foreign key to metric_series on purpose: the check would cost a
+ * metric_samples is partitioned by UTC day (`metric_samples_pYYYYMMDD`, created ahead by the
+ * partition job; see domain/metrics/partitions.ts) so retention drops whole days instead
+ * of deleting rows; samples outside every day partition (old imports) land in
+ * metric_samples_default. It has no foreign key to metric_series on purpose: the check would cost a
  * lookup per row on the hottest write path, series are never hard-deleted (hosts are soft
  * deleted), and retention removes samples by time. Its primary key (series_id, ts) serves
  * every read (one series over a range) and makes re-sent samples (agent retries, repeated
@@ -44,8 +47,9 @@ export const up = sql`
     ts timestamptz not null,
     value double precision not null,
     primary key (series_id, ts)
-  );
+  ) partition by range (ts);
   create index metric_samples_ts_brin on metric_samples using brin (ts);
+  create table metric_samples_default partition of metric_samples default;
 
   create table metric_rollups_1m (
     series_id bigint not null,

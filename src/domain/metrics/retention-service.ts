@@ -1,7 +1,10 @@
 /**
  * Retention: raw samples, 1-minute and 1-hour rollups (and the other time-series tables:
  * scrape runs, self-health checks, API key usage, expired sessions) are removed past their
- * retention. The daily job runs once across instances (a lease with a minimum interval);
+ * retention. Raw samples go by whole UTC days: the cutoff is rounded down to midnight, day
+ * partitions that end by then are dropped, and only the default partition (old imports)
+ * sees a row-by-row delete — so raw samples are kept at least their retention, at most a
+ * day longer. The daily job runs once across instances (a lease with a minimum interval);
  * `warden db cleanup` runs the same on demand, optionally as a dry run that only counts.
  */
 import { sql, type Kysely } from 'kysely';
@@ -9,6 +12,7 @@ import type { HealthConfig, MetricsConfig } from '../../config/index.js';
 import type { DB } from '../../db/schema.js';
 import { ValidationError } from '../../errors.js';
 import { SingletonJobs } from '../../jobs/singleton.js';
+import { SamplePartitions, dayStart } from './partitions.js';
 
 const DAY_MS = 86_400_000;
 /** API key usage is kept 90 days (see the access area). */
@@ -46,6 +50,7 @@ interface Rule {
 
 export class RetentionService {
   private readonly singleton: SingletonJobs;
+  private readonly partitions: SamplePartitions;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -54,6 +59,7 @@ export class RetentionService {
     private readonly clock: () => Date = () => new Date(),
   ) {
     this.singleton = new SingletonJobs(db);
+    this.partitions = new SamplePartitions(db);
   }
 
   private rules(daysOld: number | undefined): Rule[] {
@@ -82,20 +88,13 @@ export class RetentionService {
     const dryRun = options.dryRun === true;
     const tables: CleanupTable[] = [];
     for (const rule of this.rules(daysOld)) {
-      const cutoff = new Date(nowMs - rule.days * DAY_MS);
-      const table = sql.table(rule.table);
-      const column = sql.ref(rule.column);
-      let rows: number;
-      if (dryRun) {
-        const counted = await sql<{
-          n: number;
-        }>`select count(*)::int8 as n from ${table} where ${column} < ${cutoff}`.execute(this.db);
-        rows = counted.rows[0]?.n ?? 0;
-      } else {
-        const deleted = await sql`delete from ${table} where ${column} < ${cutoff}`.execute(this.db);
-        rows = Number(deleted.numAffectedRows ?? 0n);
+      if (rule.table === 'metric_samples') {
+        const cutoff = new Date(dayStart(nowMs - rule.days * DAY_MS));
+        tables.push({ table: rule.table, cutoff, rows: await this.removeSamples(cutoff, dryRun) });
+        continue;
       }
-      tables.push({ table: rule.table, cutoff, rows });
+      const cutoff = new Date(nowMs - rule.days * DAY_MS);
+      tables.push({ table: rule.table, cutoff, rows: await this.removeRows(rule, cutoff, dryRun) });
     }
     return {
       dryRun,
@@ -103,6 +102,36 @@ export class RetentionService {
       totalRows: tables.reduce((sum, t) => sum + t.rows, 0),
       durationMs: Math.round(performance.now() - started),
     };
+  }
+
+  private async removeRows(rule: Rule, cutoff: Date, dryRun: boolean): Promise<number> {
+    const table = sql.table(rule.table);
+    const column = sql.ref(rule.column);
+    if (dryRun) {
+      const counted = await sql<{
+        n: number;
+      }>`select count(*)::int8 as n from ${table} where ${column} < ${cutoff}`.execute(this.db);
+      return counted.rows[0]?.n ?? 0;
+    }
+    const deleted = await sql`delete from ${table} where ${column} < ${cutoff}`.execute(this.db);
+    return Number(deleted.numAffectedRows ?? 0n);
+  }
+
+  /** Drops the day partitions that end by `cutoff`, then deletes older rows left in the default partition. */
+  private async removeSamples(cutoff: Date, dryRun: boolean): Promise<number> {
+    if (dryRun) {
+      const counted = await sql<{
+        n: number;
+      }>`select count(*)::int8 as n from metric_samples where ts < ${cutoff}`.execute(this.db);
+      return counted.rows[0]?.n ?? 0;
+    }
+    let rows = 0;
+    for (const partition of await this.partitions.expired(cutoff)) {
+      rows += await this.partitions.rowCount(partition);
+      await this.partitions.drop(partition);
+    }
+    const deleted = await sql`delete from metric_samples where ts < ${cutoff}`.execute(this.db);
+    return rows + Number(deleted.numAffectedRows ?? 0n);
   }
 
   /**
