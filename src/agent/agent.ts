@@ -97,6 +97,8 @@ export type SendOutcome =
   | { readonly kind: 'empty' }
   | { readonly kind: 'sent'; readonly samples: number }
   | { readonly kind: 'rejected'; readonly samples: number }
+  /** The server refused the request as too large (413): batches were halved, nothing lost; send again now. */
+  | { readonly kind: 'split'; readonly batchSamples: number }
   | { readonly kind: 'failed'; readonly reason: string; readonly retryAfterMs?: number };
 
 /**
@@ -299,6 +301,9 @@ export class Agent {
         this.counters.failedRequests += 1;
         this.unreachable(outcome.reason);
         break;
+      case 'split':
+        this.queue.unshift(...batch);
+        break;
       case 'empty':
         break;
     }
@@ -379,11 +384,11 @@ export class Agent {
       );
       return { kind: 'rejected', samples: batch.length };
     }
-    if (status === 413 && this.batchSize > 1) {
+    if (status === 413 && batch.length > 1) {
       // Over the server's body limit: send smaller batches from now on, nothing is lost.
       this.batchSize = Math.max(1, Math.floor(batch.length / 2));
       this.options.logger.warn({ batch_samples: this.batchSize }, 'request too large for the server; halving batches');
-      return { kind: 'failed', reason: 'request too large', retryAfterMs: 0 };
+      return { kind: 'split', batchSamples: this.batchSize };
     }
     if (status === 413) {
       this.options.logger.error({ status, message }, 'server refused a single sample as too large; it is dropped');

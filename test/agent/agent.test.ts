@@ -116,6 +116,8 @@ interface WireSample {
 class ControlledServer {
   port = 0;
   mode: 'accept' | 'unavailable' | 'unauthorized' = 'accept';
+  /** Larger requests are refused with 413, like a body over Warden's byte limit. */
+  maxSamples = Infinity;
   readonly requests: Array<{ samples: WireSample[]; intervalS: number; status: number }> = [];
   private server: http.Server | undefined;
 
@@ -131,7 +133,14 @@ class ControlledServer {
       });
       req.on('end', () => {
         const parsed = JSON.parse(body) as { samples: WireSample[]; interval_s: number };
-        const status = this.mode === 'accept' ? 202 : this.mode === 'unavailable' ? 503 : 401;
+        const status =
+          parsed.samples.length > this.maxSamples
+            ? 413
+            : this.mode === 'accept'
+              ? 202
+              : this.mode === 'unavailable'
+                ? 503
+                : 401;
         this.requests.push({ samples: parsed.samples, intervalS: parsed.interval_s, status });
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(
@@ -391,6 +400,29 @@ describe('agent against a server the test controls', () => {
     expect(server.accepted.map((s) => `${s.value}/${s.labels?.i}`)).toEqual(
       collector.produced.map((s) => `${s.value}/${s.labels?.i}`),
     );
+  });
+
+  it('halves its batches when the server finds a request too large, losing nothing', async () => {
+    const server = await controlledServer();
+    server.maxSamples = 1500;
+    const collector = new CountingCollector('too-large', 1000);
+    const agent = new Agent({ ...FAST, serverUrl: server.url, apiKey: 'k', collector, logger: captureLogger().logger });
+    for (let sweep = 0; sweep < 4; sweep += 1) {
+      await agent.collectSweep();
+    }
+    expect(await agent.flush()).toBe(true);
+    expect(server.requests.map((r) => `${r.status}:${r.samples.length}`)).toEqual([
+      '413:4000',
+      '413:2000',
+      '202:1000',
+      '202:1000',
+      '202:1000',
+      '202:1000',
+    ]);
+    expect(server.accepted.map((s) => `${s.value}/${s.labels?.i}`)).toEqual(
+      collector.produced.map((s) => `${s.value}/${s.labels?.i}`),
+    );
+    expect(agent.stats()).toMatchObject({ sent: 4000, rejected: 0, dropped: 0, reachable: true });
   });
 
   it('logs a refused key as an error on every attempt and keeps the samples until it is fixed', async () => {
