@@ -19,7 +19,8 @@ import { SessionService } from './domain/access/session-service.js';
 import { UserService } from './domain/access/user-service.js';
 import { IngestService } from './domain/metrics/ingest-service.js';
 import { HostCollector, createCollectorJob } from './domain/metrics/collector.js';
-import { createRetentionJob, createRollupJob } from './domain/metrics/jobs.js';
+import { createPartitionJob, createRetentionJob, createRollupJob } from './domain/metrics/jobs.js';
+import { SamplePartitions } from './domain/metrics/partitions.js';
 import { MetricsQueryService } from './domain/metrics/query-service.js';
 import { RetentionService } from './domain/metrics/retention-service.js';
 import { RollupService } from './domain/metrics/rollup-service.js';
@@ -117,6 +118,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const metricsQuery = new MetricsQueryService(database.db, config.metrics, audit);
     const rollups = new RollupService(database.db, config.metrics, logger);
     const retention = new RetentionService(database.db, config.metrics, config.health);
+    // Before any sample arrives: today's partition must exist, or today's samples would land
+    // in the default partition and keep today's partition from ever being created.
+    const partitions = new SamplePartitions(database.db, logger);
+    await partitions.ensure(Date.now());
 
     const firstAdmin = await users.ensureFirstAdmin({
       email: config.auth.adminEmail,
@@ -150,6 +155,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const jobs: Job[] = [
       createHealthJob(healthService, config.health, logger, metrics),
       createUsageFlushJob(apiKeyUsage, USAGE_FLUSH_INTERVAL_MS, logger, metrics),
+      createPartitionJob(partitions, logger, metrics),
       createRollupJob(rollups, config.metrics.rollupIntervalMs, logger, metrics),
       createRetentionJob(retention, logger, metrics),
       new IntervalJob(
