@@ -16,6 +16,8 @@ export interface Metrics {
   readonly healthStatus: Gauge<'component'>;
   readonly healthLatency: Gauge<'component'>;
   readonly jobErrors: Counter<'job'>;
+  /** Failed Prometheus scrapes by target name. */
+  readonly scrapeFailures: Counter<'target'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -73,6 +75,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'warden_job_errors_total',
       help: 'Errors in background jobs',
       labelNames: ['job'],
+      registers: [registry],
+    }),
+    scrapeFailures: new Counter({
+      name: 'warden_scrape_failures_total',
+      help: 'Failed scrapes of Prometheus scrape targets, by target name',
+      labelNames: ['target'],
       registers: [registry],
     }),
   };
