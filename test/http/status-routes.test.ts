@@ -52,8 +52,16 @@ describe.each(ENGINES)('status routes on %s', (engine) => {
       migrations: { applied: number; pending: string[]; checksum_mismatches: string[] };
       queries: { count: number; p50_ms: number | null; p99_ms: number | null; error_rate: number };
       backups: { available: boolean; count: number; message: string };
+      metrics: { raw_partitions: { count: number; newest: string | null } };
     };
     expect(body.engine).toBe(engine);
+    // Day partitions of raw samples exist from today to three days ahead; the parent table is
+    // listed once (its partitions are summed into it), never partition by partition.
+    expect(body.metrics.raw_partitions.count).toBeGreaterThanOrEqual(4);
+    const ahead = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '');
+    expect(body.metrics.raw_partitions.newest).toBe(`metric_samples_p${ahead}`);
+    expect(body.tables.some((row) => row.table === 'metric_samples')).toBe(true);
+    expect(body.tables.some((row) => row.table.startsWith('metric_samples_p'))).toBe(false);
     expect(body.size_bytes).toBeGreaterThan(0);
     expect(body.tables.find((row) => row.table === 'health_checks')?.total_bytes).toBeGreaterThan(0);
     if (engine === 'postgresql') {

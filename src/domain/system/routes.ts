@@ -57,7 +57,8 @@ export function registerSystemRoutes(app: FastifyInstance, system: SystemService
       config: { permission: 'read' },
       schema: {
         tags: ['system'],
-        summary: 'Engine, size, tables, pool, migrations, query statistics and backups of the database',
+        summary:
+          'Engine, size, tables, pool, migrations, query statistics, backups, and the upkeep of the metric tables (rollup watermark, day partitions, once-across-instances jobs)',
         response: {
           200: {
             type: 'object',
@@ -71,6 +72,7 @@ export function registerSystemRoutes(app: FastifyInstance, system: SystemService
               migrations: anyObject,
               queries: anyObject,
               backups: anyObject,
+              metrics: anyObject,
             },
           },
         },
@@ -107,6 +109,31 @@ export function registerSystemRoutes(app: FastifyInstance, system: SystemService
           })),
         },
         backups: status.backups,
+        metrics: {
+          rollup: {
+            watermark: status.metrics.rollupWatermark?.toISOString() ?? null,
+            lag_s:
+              status.metrics.rollupWatermark === null
+                ? null
+                : Math.round((Date.now() - status.metrics.rollupWatermark.getTime()) / 1000),
+            rewind_to: status.metrics.rollupRewindTo?.toISOString() ?? null,
+            last_run_at: status.metrics.rollupLastRunAt?.toISOString() ?? null,
+            last_duration_ms: status.metrics.rollupLastDurationMs,
+          },
+          raw_partitions: {
+            count: status.metrics.dayPartitions,
+            oldest: status.metrics.oldestPartition,
+            newest: status.metrics.newestPartition,
+          },
+          singleton_jobs: status.metrics.singletonJobs.map((j) => ({
+            name: j.name,
+            claimed_by: j.claimedBy,
+            last_started_at: j.lastStartedAt?.toISOString() ?? null,
+            last_finished_at: j.lastFinishedAt?.toISOString() ?? null,
+            last_result: j.lastResult,
+            last_error: j.lastError,
+          })),
+        },
       };
     },
   );

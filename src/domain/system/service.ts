@@ -5,7 +5,7 @@ import type { QueryStats } from '../../db/instrumentation.js';
 import type { MigrationState } from '../../db/migrator.js';
 import type { Metrics } from '../../metrics.js';
 import { VERSION } from '../../version.js';
-import type { SystemRepository, TableStats } from './repository.js';
+import type { MetricsUpkeep, SystemRepository, TableStats } from './repository.js';
 
 export interface ProcessMemory {
   readonly rssBytes: number;
@@ -39,6 +39,7 @@ export interface DatabaseStatus {
   readonly migrations: { applied: number; pending: string[]; checksumMismatches: string[]; missingFiles: string[] };
   readonly queries: QueryStats;
   readonly backups: BackupsStatus;
+  readonly metrics: MetricsUpkeep;
 }
 
 export class SystemService {
@@ -92,12 +93,13 @@ export class SystemService {
 
   /** Everything an operator wants to know about the database at a glance. */
   async databaseStatus(): Promise<DatabaseStatus> {
-    const [version, sizeBytes, tables, cacheHitRatio, migrations] = await Promise.all([
+    const [version, sizeBytes, tables, cacheHitRatio, migrations, metricsUpkeep] = await Promise.all([
       this.serverVersion(),
       this.repository.databaseSizeBytes(),
       this.repository.tableStats(),
       this.repository.cacheHitRatio(),
       this.migrationState(),
+      this.repository.metricsUpkeep(),
     ]);
     return {
       engine: this.database.engine,
@@ -118,6 +120,7 @@ export class SystemService {
         count: 0,
         message: 'No backups exist: backups are not implemented in this version of Warden yet.',
       },
+      metrics: metricsUpkeep,
     };
   }
 }
