@@ -21,6 +21,8 @@ import { registerIngestRoutes } from '../domain/metrics/ingest-routes.js';
 import type { IngestService } from '../domain/metrics/ingest-service.js';
 import { registerQueryRoutes } from '../domain/metrics/query-routes.js';
 import type { MetricsQueryService } from '../domain/metrics/query-service.js';
+import { registerScrapeRoutes } from '../domain/metrics/scrape-routes.js';
+import type { ScrapeService } from '../domain/metrics/scrape-service.js';
 import { registerSystemRoutes } from '../domain/system/routes.js';
 import type { SystemService } from '../domain/system/service.js';
 import type { Logger } from '../logger.js';
@@ -39,6 +41,7 @@ export interface AppServices {
   readonly apiKeyUsage: ApiKeyUsageRecorder;
   readonly ingest: IngestService;
   readonly metricsQuery: MetricsQueryService;
+  readonly scrapes: ScrapeService;
 }
 
 export interface AppDeps {
@@ -129,5 +132,6 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   registerApiKeyRoutes(app, services.apiKeys, services.apiKeyUsage);
   registerIngestRoutes(app, services.ingest);
   registerQueryRoutes(app, services.metricsQuery);
+  registerScrapeRoutes(app, services.scrapes);
   return { app, routeTable };
 }
