@@ -16,6 +16,12 @@ export interface Metrics {
   readonly healthStatus: Gauge<'component'>;
   readonly healthLatency: Gauge<'component'>;
   readonly jobErrors: Counter<'job'>;
+  /** Metric samples stored or skipped as re-sent, by outcome (inserted, duplicate). */
+  readonly metricSamples: Counter<'outcome'>;
+  /** Ingest batches refused whole, by reason (invalid, too_large). */
+  readonly metricBatchesRejected: Counter<'reason'>;
+  /** Start of the first minute not yet rolled up (unix seconds); lag = time() - this. */
+  readonly metricRollupWatermark: Gauge;
   /** Failed Prometheus scrapes by target name. */
   readonly scrapeFailures: Counter<'target'>;
 }
@@ -75,6 +81,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'warden_job_errors_total',
       help: 'Errors in background jobs',
       labelNames: ['job'],
+      registers: [registry],
+    }),
+    metricSamples: new Counter({
+      name: 'warden_metric_samples_total',
+      help: 'Metric samples ingested: inserted, or skipped as duplicates of stored ones',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    metricBatchesRejected: new Counter({
+      name: 'warden_metric_batches_rejected_total',
+      help: 'Metric ingest batches refused whole (invalid samples, too many samples)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    metricRollupWatermark: new Gauge({
+      name: 'warden_metric_rollup_watermark_seconds',
+      help: 'Start of the first minute not yet rolled up, unix seconds (rollup lag = time() - this)',
       registers: [registry],
     }),
     scrapeFailures: new Counter({

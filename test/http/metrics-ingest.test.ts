@@ -186,4 +186,14 @@ describe.each(ENGINES)('metric ingest over HTTP on %s', (engine) => {
     });
     expect(anonymous.status).toBe(401);
   });
+
+  it('counts ingested, duplicate and rejected samples in /metrics', async () => {
+    const res = await adminFetch(t.server.url, '/metrics');
+    const text = await res.text();
+    const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 'NaN');
+    expect(value(/^warden_metric_samples_total\{outcome="inserted"\} (\d+)/m)).toBeGreaterThanOrEqual(10_004);
+    expect(value(/^warden_metric_samples_total\{outcome="duplicate"\} (\d+)/m)).toBe(3);
+    expect(value(/^warden_metric_batches_rejected_total\{reason="invalid"\} (\d+)/m)).toBeGreaterThanOrEqual(2);
+    expect(value(/^warden_metric_batches_rejected_total\{reason="too_large"\} (\d+)/m)).toBe(1);
+  });
 });

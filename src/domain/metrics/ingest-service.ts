@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { MetricsConfig } from '../../config/index.js';
 import type { DB } from '../../db/schema.js';
 import { BatchValidationError, PayloadTooLargeError, ValidationError, type BatchProblem } from '../../errors.js';
+import type { Metrics } from '../../metrics.js';
 import { MetricsRepository, type SeriesKey } from './repository.js';
 import {
   LABEL_NAME_PATTERN,
@@ -65,6 +66,7 @@ export class IngestService {
     db: Kysely<DB>,
     private readonly config: MetricsConfig,
     private readonly clock: () => Date = () => new Date(),
+    private readonly metrics?: Metrics,
   ) {
     this.repository = new MetricsRepository(db);
   }
@@ -79,6 +81,7 @@ export class IngestService {
       throw new ValidationError('samples', 'samples must be an array of { host, metric, value, ts?, labels? }');
     }
     if (samples.length > MAX_SAMPLES_PER_REQUEST) {
+      this.metrics?.metricBatchesRejected.inc({ reason: 'too_large' });
       throw new PayloadTooLargeError(
         `A request may carry at most ${MAX_SAMPLES_PER_REQUEST} samples, got ${samples.length}; split it into smaller batches`,
         'samples',
@@ -199,6 +202,7 @@ export class IngestService {
       }
     }
     if (invalid > 0) {
+      this.metrics?.metricBatchesRejected.inc({ reason: 'invalid' });
       const first = problems[0];
       throw new BatchValidationError(
         first?.field ?? 'samples',
@@ -221,6 +225,10 @@ export class IngestService {
       await this.repository.rewindRollups(new Date(batch.minTsMs), this.config.rollupGraceMs);
     }
     const received = batch.values.length;
+    this.metrics?.metricSamples.inc({ outcome: 'inserted' }, inserted);
+    if (received > inserted) {
+      this.metrics?.metricSamples.inc({ outcome: 'duplicate' }, received - inserted);
+    }
     return { received, inserted, duplicates: received - inserted, seriesCreated: created };
   }
 

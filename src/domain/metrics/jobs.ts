@@ -22,7 +22,10 @@ export function createRollupJob(
     'metrics-rollup',
     intervalMs,
     async () => {
-      await rollups.run();
+      const run = await rollups.run();
+      if (run.ran) {
+        metrics.metricRollupWatermark.set(Math.floor(run.to.getTime() / 60_000) * 60);
+      }
     },
     logger,
     metrics,
