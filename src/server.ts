@@ -24,6 +24,8 @@ import { SamplePartitions } from './domain/metrics/partitions.js';
 import { MetricsQueryService } from './domain/metrics/query-service.js';
 import { RetentionService } from './domain/metrics/retention-service.js';
 import { RollupService } from './domain/metrics/rollup-service.js';
+import { ScrapeJob } from './domain/metrics/scrape-job.js';
+import { ScrapeService } from './domain/metrics/scrape-service.js';
 import { buildApp, type AppServices } from './http/app.js';
 import type { RouteTable } from './http/auth.js';
 import { IntervalJob, type Job } from './jobs/interval-job.js';
@@ -122,6 +124,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // in the default partition and keep today's partition from ever being created.
     const partitions = new SamplePartitions(database.db, logger);
     await partitions.ensure(Date.now());
+    const scrapes = new ScrapeService(database.db, ingest, audit, metrics);
 
     const firstAdmin = await users.ensureFirstAdmin({
       email: config.auth.adminEmail,
@@ -144,6 +147,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       apiKeyUsage,
       ingest,
       metricsQuery,
+      scrapes,
     };
     const { app, routeTable } = await buildApp({
       config: config.http,
@@ -158,6 +162,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       createPartitionJob(partitions, logger, metrics),
       createRollupJob(rollups, config.metrics.rollupIntervalMs, logger, metrics),
       createRetentionJob(retention, logger, metrics),
+      new ScrapeJob(scrapes, config.metrics, logger, metrics),
       new IntervalJob(
         'access-cleanup',
         ACCESS_CLEANUP_INTERVAL_MS,
