@@ -12,6 +12,7 @@ import { createLogger } from '../logger.js';
 import { startServer } from '../server.js';
 import { VERSION } from '../version.js';
 import { CliExit, EXIT_CONFIG, EXIT_FAILURE } from './common.js';
+import { registerDataCommands } from './data.js';
 import { registerDbCommands } from './db.js';
 import { registerUserCommands } from './users.js';
 import { registerAgentCommand } from './agent.js';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
 
   registerDbCommands(program, config);
   registerUserCommands(program, config);
+  registerDataCommands(program, config);
   registerAgentCommand(program, config);
   return program;
 }
