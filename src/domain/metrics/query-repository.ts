@@ -199,10 +199,16 @@ export class MetricsQueryRepository {
    * Live hosts with their series count and the latest value of each key metric, in one
    * statement (each latest value is one descending index lookup).
    */
-  async listHosts(keyMetrics: readonly { name: string; labels: Labels; key: string }[]): Promise<HostRow[]> {
+  async listHosts(
+    keyMetrics: readonly { name: string; labels: Labels; key: string; total?: boolean }[],
+  ): Promise<HostRow[]> {
     const names = keyMetrics.map((k) => k.name);
     const labels = keyMetrics.map((k) => JSON.stringify(k.labels));
     const keys = keyMetrics.map((k) => k.key);
+    const totals = keyMetrics.map((k) => k.total === true);
+    // A `total` key sums the latest values of every label set of the metric (e.g. network
+    // over all interfaces), counting only series that reported within 10 minutes of the
+    // host's last report, so a removed interface does not linger in the sum.
     const result = await sql<{
       id: number;
       name: string;
@@ -218,12 +224,18 @@ export class MetricsQueryRepository {
              k.latest
       from hosts h
       left join lateral (
-        select jsonb_object_agg(km.key, jsonb_build_object('value', l.value, 'ts', l.ts)) as latest
-        from unnest(${names}::text[], ${labels}::jsonb[], ${keys}::text[]) as km(name, labels, key)
-        join metric_series s on s.host_id = h.id and s.name = km.name and s.labels = km.labels
-        cross join lateral (
-          select m.value, m.ts from metric_samples m where m.series_id = s.id order by m.ts desc limit 1
-        ) l
+        select jsonb_object_agg(x.key, jsonb_build_object('value', x.value, 'ts', x.ts)) as latest
+        from (
+          select km.key, sum(l.value) as value, max(l.ts) as ts
+          from unnest(${names}::text[], ${labels}::jsonb[], ${keys}::text[], ${totals}::bool[])
+               as km(name, labels, key, total)
+          join metric_series s on s.host_id = h.id and s.name = km.name and (km.total or s.labels = km.labels)
+          cross join lateral (
+            select m.value, m.ts from metric_samples m where m.series_id = s.id order by m.ts desc limit 1
+          ) l
+          where not km.total or l.ts >= h.last_seen_at - interval '10 minutes'
+          group by km.key
+        ) x
       ) k on true
       where h.deleted_at is null
       order by h.name

@@ -45,14 +45,17 @@ const RAW_SUMMARY_MAX_MS = 25 * HOUR_MS;
 /** Windows up to this long are summarized from 1-minute rollups. */
 const MINUTE_SUMMARY_MAX_MS = 8 * DAY_MS;
 
-/** Key metrics shown for each host, with the key they appear under in `latest`. */
-export const HOST_KEY_METRICS: readonly { name: string; labels: Labels; key: string }[] = [
+/**
+ * Key metrics shown for each host, with the key they appear under in `latest`; a `total`
+ * sums the metric over all its label sets (network over interfaces).
+ */
+export const HOST_KEY_METRICS: readonly { name: string; labels: Labels; key: string; total?: boolean }[] = [
   { name: 'cpu.usage_pct', labels: {}, key: 'cpu.usage_pct' },
   { name: 'mem.used_pct', labels: {}, key: 'mem.used_pct' },
   { name: 'disk.used_pct', labels: { mount: '/' }, key: 'disk.used_pct{mount="/"}' },
   { name: 'load.1', labels: {}, key: 'load.1' },
-  { name: 'net.rx_bytes_per_s', labels: {}, key: 'net.rx_bytes_per_s' },
-  { name: 'net.tx_bytes_per_s', labels: {}, key: 'net.tx_bytes_per_s' },
+  { name: 'net.rx_bytes_per_s', labels: {}, key: 'net.rx_bytes_per_s', total: true },
+  { name: 'net.tx_bytes_per_s', labels: {}, key: 'net.tx_bytes_per_s', total: true },
 ];
 
 export interface HistoryRequest {

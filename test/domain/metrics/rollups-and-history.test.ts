@@ -194,6 +194,9 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
         { host: 'db-1', metric: 'disk.used_pct', value: 71, labels: { mount: '/' }, ts },
         { host: 'db-1', metric: 'disk.used_pct', value: 12, labels: { mount: '/data' }, ts },
         { host: 'db-1', metric: 'cpu.usage_pct', value: 33, ts },
+        { host: 'db-1', metric: 'net.rx_bytes_per_s', value: 1000, labels: { interface: 'eth0' }, ts },
+        { host: 'db-1', metric: 'net.rx_bytes_per_s', value: 500, labels: { interface: 'eth1' }, ts },
+        { host: 'db-1', metric: 'net.rx_bytes_per_s', value: 7777, labels: { interface: 'gone0' }, ts: ts - 3_600_000 },
       ],
       { intervalS: 10 },
     );
@@ -208,7 +211,9 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
     expect(db1?.status).toBe('reporting');
     expect(db1?.latest['disk.used_pct{mount="/"}']?.value).toBe(71);
     expect(db1?.latest['cpu.usage_pct']?.value).toBe(33);
-    expect(db1?.seriesCount).toBe(3);
+    // Network is the sum over interfaces that reported lately; an interface silent for an hour is left out.
+    expect(db1?.latest['net.rx_bytes_per_s']?.value).toBe(1500);
+    expect(db1?.seriesCount).toBe(6);
     // web-1 declared no interval: the default collect interval (10 s) applies; it last reported now too.
     await t.database.db
       .updateTable('hosts')
@@ -237,7 +242,7 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
     expect((await retention.cleanup({ daysOld: 10 })).totalRows).toBe(0);
     // Within the default 30-day raw retention nothing recent is touched.
     const left = await sql<{ n: number }>`select count(*)::int8 as n from metric_samples`.execute(t.database.db);
-    expect(left.rows[0]?.n).toBe(values.length + 2 + 3);
+    expect(left.rows[0]?.n).toBe(values.length + 2 + 6);
     await expect(retention.cleanup({ daysOld: 0 })).rejects.toMatchObject({ field: 'days-old' });
   });
 
