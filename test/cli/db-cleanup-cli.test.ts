@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/engine.js';
 import { IngestService } from '../../src/domain/metrics/ingest-service.js';
+import { RollupService } from '../../src/domain/metrics/rollup-service.js';
 import { createMetrics } from '../../src/metrics.js';
 import { runCli, show, SLOW } from '../helpers/cli.js';
 import { silentLogger, testConfig } from '../helpers/db.js';
@@ -53,6 +54,7 @@ describe('warden db cleanup', () => {
         { host: 'web-1', metric: 'load.1', value: 2, ts: now - 15 * DAY },
         { host: 'web-1', metric: 'load.1', value: 3, ts: now - DAY },
       ]);
+      await new RollupService(database.db, config.metrics).run();
     } finally {
       await database.close();
     }

@@ -332,7 +332,7 @@ export class ImportService {
     run.pendingRecords = [];
     while (samples.length > 0) {
       try {
-        const result = await this.ingest.ingest(samples, options);
+        const result = await this.ingest.ingest(samples, { ...options, seenAt: 'sample-time' });
         run.samplesImported += result.inserted;
         run.duplicatesSkipped += result.duplicates;
         break;

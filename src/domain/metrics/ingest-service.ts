@@ -45,6 +45,12 @@ export interface IngestOptions {
   readonly oldestMs?: number;
   /** Arrival time; defaults to now. */
   readonly now?: Date;
+  /**
+   * What a host's first/last seen times become: the arrival time (live senders, the
+   * default), or the times of its samples (imports of old data, so a decommissioned host
+   * does not look live).
+   */
+  readonly seenAt?: 'arrival' | 'sample-time';
 }
 
 /** Normalized batch, column-wise. */
@@ -216,7 +222,10 @@ export class IngestService {
 
   private async store(batch: Batch, options: IngestOptions): Promise<IngestResult> {
     const now = options.now ?? this.clock();
-    const hostIds = await this.resolveHosts(batch.hosts, now, options.intervalS ?? null);
+    const hostIds =
+      options.seenAt === 'sample-time'
+        ? await this.resolveHostsBySampleTime(batch, options.intervalS ?? null)
+        : await this.resolveHosts(batch.hosts, now, options.intervalS ?? null);
     const { ids, created } = await this.resolveSeriesIds(batch, hostIds);
     const inserted = await this.repository.insertSamples({ seriesIds: ids, tsMs: batch.tsMs, values: batch.values });
     if (batch.minTsMs < now.getTime() - this.config.rollupGraceMs) {
@@ -249,11 +258,35 @@ export class IngestService {
       }
     }
     if (touch.length > 0) {
-      const touched = await this.repository.upsertHosts(touch, now, intervalS);
+      const touched = await this.repository.upsertHosts(
+        touch.map((name) => ({ name, firstSeenMs: nowMs, lastSeenMs: nowMs })),
+        intervalS,
+      );
       for (const [host, id] of touched) {
         this.hostIds.set(host, { id, touchedAt: nowMs });
         ids.set(host, id);
       }
+    }
+    return ids;
+  }
+
+  /** Hosts seen at the times of their samples (no cache: imports are not a hot path). */
+  private async resolveHostsBySampleTime(batch: Batch, intervalS: number | null): Promise<Map<string, number>> {
+    const spans = new Map<string, { name: string; firstSeenMs: number; lastSeenMs: number }>();
+    batch.hosts.forEach((name, i) => {
+      const ts = batch.tsMs[i] as number;
+      const span = spans.get(name);
+      if (span === undefined) {
+        spans.set(name, { name, firstSeenMs: ts, lastSeenMs: ts });
+      } else {
+        span.firstSeenMs = Math.min(span.firstSeenMs, ts);
+        span.lastSeenMs = Math.max(span.lastSeenMs, ts);
+      }
+    });
+    const ids = await this.repository.upsertHosts([...spans.values()], intervalS);
+    for (const [name, id] of ids) {
+      // Cached for series resolution only: touchedAt 0 lets the next live report touch it.
+      this.hostIds.set(name, { id, touchedAt: 0 });
     }
     return ids;
   }

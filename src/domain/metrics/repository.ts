@@ -36,25 +36,30 @@ export class MetricsRepository {
   constructor(private readonly db: Kysely<DB>) {}
 
   /**
-   * Creates hosts seen for the first time and marks the given ones seen at `seenAt`
-   * (a soft-deleted host that reports again is restored). Returns name → id.
+   * Creates hosts seen for the first time and moves the seen times of the given ones (a
+   * soft-deleted host that reports again is restored). First/last seen only ever widen.
+   * Returns name → id.
    */
   async upsertHosts(
-    names: readonly string[],
-    seenAt: Date,
+    hosts: readonly { name: string; firstSeenMs: number; lastSeenMs: number }[],
     intervalS: number | null,
     db: Kysely<DB> = this.db,
   ): Promise<Map<string, number>> {
     const ids = new Map<string, number>();
-    if (names.length === 0) {
+    if (hosts.length === 0) {
       return ids;
     }
     const result = await sql<{ id: number; name: string }>`
       insert into hosts (name, interval_s, first_seen_at, last_seen_at)
-      select name, ${intervalS}::int4, ${seenAt}::timestamptz, ${seenAt}::timestamptz
-      from unnest(${textArrayLiteral(names)}::text[]) as t(name)
+      select name, ${intervalS}::int4, to_timestamp(first_ms / 1000.0), to_timestamp(last_ms / 1000.0)
+      from unnest(
+        ${textArrayLiteral(hosts.map((h) => h.name))}::text[],
+        ${numberArrayLiteral(hosts.map((h) => h.firstSeenMs))}::float8[],
+        ${numberArrayLiteral(hosts.map((h) => h.lastSeenMs))}::float8[]
+      ) as t(name, first_ms, last_ms)
       on conflict (name) do update
-        set last_seen_at = greatest(hosts.last_seen_at, excluded.last_seen_at),
+        set first_seen_at = least(hosts.first_seen_at, excluded.first_seen_at),
+            last_seen_at = greatest(hosts.last_seen_at, excluded.last_seen_at),
             interval_s = coalesce(excluded.interval_s, hosts.interval_s),
             deleted_at = null
       returning id, name

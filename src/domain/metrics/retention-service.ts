@@ -27,7 +27,10 @@ export interface CleanupOptions {
 
 export interface CleanupTable {
   readonly table: string;
-  /** Rows older than this are removed. */
+  /**
+   * Rows older than this are removed. For raw samples: midnight of the cutoff day, held
+   * back to what the rollups have covered (the epoch when they have never run).
+   */
   readonly cutoff: Date;
   /** Rows removed (or, in a dry run, that would be). */
   readonly rows: number;
@@ -89,8 +92,7 @@ export class RetentionService {
     const tables: CleanupTable[] = [];
     for (const rule of this.rules(daysOld)) {
       if (rule.table === 'metric_samples') {
-        const cutoff = new Date(dayStart(nowMs - rule.days * DAY_MS));
-        tables.push({ table: rule.table, cutoff, rows: await this.removeSamples(cutoff, dryRun) });
+        tables.push({ table: rule.table, ...(await this.removeSamples(new Date(nowMs - rule.days * DAY_MS), dryRun)) });
         continue;
       }
       const cutoff = new Date(nowMs - rule.days * DAY_MS);
@@ -117,21 +119,35 @@ export class RetentionService {
     return Number(deleted.numAffectedRows ?? 0n);
   }
 
-  /** Drops the day partitions that end by `cutoff`, then deletes older rows left in the default partition. */
-  private async removeSamples(cutoff: Date, dryRun: boolean): Promise<number> {
+  /**
+   * Drops the day partitions that end by `cutoff`, then deletes older rows left in the
+   * default partition. Raw samples the rollups have not covered yet are kept: the cutoff
+   * never passes the rollup watermark (minus the grace window) nor a pending rewind, and
+   * before the first rollup run no raw sample is removed.
+   */
+  private async removeSamples(cutoff: Date, dryRun: boolean): Promise<{ cutoff: Date; rows: number }> {
+    const state = await this.db.selectFrom('metric_rollup_state').select(['watermark', 'rewind_to']).executeTakeFirst();
+    if (state?.watermark === null || state?.watermark === undefined) {
+      return { cutoff: new Date(0), rows: 0 };
+    }
+    let limitMs = Math.min(cutoff.getTime(), state.watermark.getTime() - this.config.rollupGraceMs);
+    if (state.rewind_to !== null) {
+      limitMs = Math.min(limitMs, state.rewind_to.getTime());
+    }
+    const effective = new Date(dayStart(limitMs));
     if (dryRun) {
       const counted = await sql<{
         n: number;
-      }>`select count(*)::int8 as n from metric_samples where ts < ${cutoff}`.execute(this.db);
-      return counted.rows[0]?.n ?? 0;
+      }>`select count(*)::int8 as n from metric_samples where ts < ${effective}`.execute(this.db);
+      return { cutoff: effective, rows: counted.rows[0]?.n ?? 0 };
     }
     let rows = 0;
-    for (const partition of await this.partitions.expired(cutoff)) {
+    for (const partition of await this.partitions.expired(effective)) {
       rows += await this.partitions.rowCount(partition);
       await this.partitions.drop(partition);
     }
-    const deleted = await sql`delete from metric_samples where ts < ${cutoff}`.execute(this.db);
-    return rows + Number(deleted.numAffectedRows ?? 0n);
+    const deleted = await sql`delete from metric_samples where ts < ${effective}`.execute(this.db);
+    return { cutoff: effective, rows: rows + Number(deleted.numAffectedRows ?? 0n) };
   }
 
   /**

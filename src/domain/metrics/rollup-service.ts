@@ -7,7 +7,8 @@
  * included, then moves the watermark to the start of the current minute. Recomputing
  * (upsert with the new aggregate) rather than adding makes a run idempotent: samples that
  * arrived late are folded in, nothing is counted twice. Hours are recomputed from the
- * start of the hour of `from`. Work is cut into chunks of CHUNK_MS so one statement never
+ * start of the hour of `from`; hours older than the 1-minute retention (imports of old
+ * data) are computed straight from raw samples instead of through 1-minute buckets. Work is cut into chunks of CHUNK_MS so one statement never
  * spans an unbounded range (a large import rewinds far).
  *
  * One instance runs it at a time (a lease in singleton_job_runs).
@@ -109,14 +110,23 @@ export class RollupService {
     // the whole hour of `from` is redone.
     const hoursFrom = floorTo(fromMs, HOUR_MS);
     const toMs = nowMs + 1; // the current partial minute and hour included
+    // 1-minute buckets older than their retention would be removed at once: hours before
+    // that line are computed straight from raw samples (an import of old data).
+    const minuteLineMs = floorTo(nowMs - this.config.retention1mDays * DAY_MS, HOUR_MS);
+    // A far rewind (an import) is covered in at most ~24 statements per kind.
+    const chunkMs = Math.max(CHUNK_MS, Math.ceil((toMs - hoursFrom) / 24 / HOUR_MS) * HOUR_MS);
 
     let buckets1m = 0;
-    for (let chunkFrom = minutesFrom; chunkFrom < toMs; chunkFrom += CHUNK_MS) {
-      buckets1m += await this.rollupMinutes(new Date(chunkFrom), new Date(Math.min(chunkFrom + CHUNK_MS, toMs)));
-    }
     let buckets1h = 0;
-    for (let chunkFrom = hoursFrom; chunkFrom < toMs; chunkFrom += CHUNK_MS) {
-      buckets1h += await this.rollupHours(new Date(chunkFrom), new Date(Math.min(chunkFrom + CHUNK_MS, toMs)));
+    for (let chunkFrom = hoursFrom; chunkFrom < Math.min(minuteLineMs, toMs); chunkFrom += chunkMs) {
+      const chunkTo = Math.min(chunkFrom + chunkMs, minuteLineMs, toMs);
+      buckets1h += await this.rollupHoursFromRaw(new Date(chunkFrom), new Date(chunkTo));
+    }
+    for (let chunkFrom = Math.max(minutesFrom, minuteLineMs); chunkFrom < toMs; chunkFrom += chunkMs) {
+      buckets1m += await this.rollupMinutes(new Date(chunkFrom), new Date(Math.min(chunkFrom + chunkMs, toMs)));
+    }
+    for (let chunkFrom = Math.max(hoursFrom, minuteLineMs); chunkFrom < toMs; chunkFrom += chunkMs) {
+      buckets1h += await this.rollupHours(new Date(chunkFrom), new Date(Math.min(chunkFrom + chunkMs, toMs)));
     }
     await this.saveState(watermark, rewindTo, started, buckets1m + buckets1h);
     this.logger?.debug({ from: new Date(minutesFrom), buckets1m, buckets1h }, 'metric rollups updated');
@@ -148,6 +158,21 @@ export class RollupService {
       from metric_samples
       where ts >= ${from} and ts < ${to}
       group by series_id, date_trunc('minute', ts)
+      on conflict (series_id, bucket) do update
+        set count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, m2 = excluded.m2
+    `.execute(this.db);
+    return Number(result.numAffectedRows ?? 0n);
+  }
+
+  /** Recomputes the 1-hour buckets in [from, to) straight from raw samples; `from` on an hour boundary. */
+  async rollupHoursFromRaw(from: Date, to: Date): Promise<number> {
+    const result = await sql`
+      insert into metric_rollups_1h (series_id, bucket, count, sum, min, max, m2)
+      select series_id, date_trunc('hour', ts), count(*), sum(value), min(value), max(value),
+             coalesce(var_pop(value), 0) * count(*)
+      from metric_samples
+      where ts >= ${from} and ts < ${to}
+      group by series_id, date_trunc('hour', ts)
       on conflict (series_id, bucket) do update
         set count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, m2 = excluded.m2
     `.execute(this.db);

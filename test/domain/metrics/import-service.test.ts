@@ -101,6 +101,13 @@ describe.each(ENGINES)('ImportService on %s', (engine) => {
       { name: 'cpu.usage_pct', bucket: new Date(baseMs), count: 7, sum: 21 },
       { name: 'mem.used_pct', bucket: new Date(baseMs), count: 7, sum: 371 },
     ]);
+    // An imported host was seen when its records were written, not now: it does not look live.
+    const host = await t.database.db
+      .selectFrom('hosts')
+      .select(['first_seen_at', 'last_seen_at'])
+      .where('name', '=', 'legacy-1')
+      .executeTakeFirstOrThrow();
+    expect(host).toEqual({ first_seen_at: new Date(baseMs), last_seen_at: new Date(baseMs + 6 * 60_000) });
 
     const again = await service().importFile(file, { fieldMap: buildFieldMap([]), batchSize: 3 });
     expect(again).toMatchObject({ samplesImported: 0, duplicatesSkipped: 14, recordsRejected: 1, rollup: null });

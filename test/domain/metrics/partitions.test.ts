@@ -9,6 +9,7 @@ import {
   partitionName,
 } from '../../../src/domain/metrics/partitions.js';
 import { RetentionService } from '../../../src/domain/metrics/retention-service.js';
+import { RollupService } from '../../../src/domain/metrics/rollup-service.js';
 import { ENGINES, createTestDatabase, type TestDatabase } from '../../helpers/db.js';
 
 const DAY = 86_400_000;
@@ -73,6 +74,9 @@ describe.each(ENGINES)('raw sample partitions on %s', (engine) => {
 
   it('retention drops whole expired day partitions and deletes old rows from the default partition', async () => {
     const retention = new RetentionService(t.database.db, t.config.metrics, t.config.health);
+    // Before the first rollup run nothing raw is removed: it would be lost without rollups.
+    expect((await retention.cleanup({ daysOld: 1 })).tables.find((x) => x.table === 'metric_samples')?.rows).toBe(0);
+    await new RollupService(t.database.db, t.config.metrics).run();
     const dry = await retention.cleanup({ daysOld: 1, dryRun: true });
     const samplesOf = (r: typeof dry): number | undefined => r.tables.find((x) => x.table === 'metric_samples')?.rows;
     // Cut at midnight one day back: the samples of 2, 3 and 10 days ago.

@@ -59,12 +59,13 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
     expect(minutes[0]).toMatchObject({ bucket: new Date(startMs), count: 6 });
     expect(minutes.reduce((n, m) => n + m.count, 0)).toBe(values.length);
     const hours = await t.database.db.selectFrom('metric_rollups_1h').selectAll().orderBy('bucket').execute();
-    expect(hours.map((h) => h.bucket.getTime())).toEqual([
-      startMs,
-      startMs + HOUR,
-      startMs + 2 * HOUR,
-      startMs + 3 * HOUR,
-    ]);
+    // Three whole hours, plus the current one when the last sample (2 minutes ago) falls into it.
+    const lastSampleMs = startMs + (values.length - 1) * 10_000;
+    const expectedHours: number[] = [];
+    for (let h = startMs; h <= lastSampleMs; h += HOUR) {
+      expectedHours.push(h);
+    }
+    expect(hours.map((h) => h.bucket.getTime())).toEqual(expectedHours);
     expect(hours[0]?.count).toBe(360);
 
     // The whole range summarized from 1-hour buckets gives the raw count, mean, extremes and stddev.
@@ -160,6 +161,28 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
     expect(again.count).toBe(7);
   });
 
+  it('rolls samples older than the 1-minute retention straight into hours, without 1-minute buckets', async () => {
+    const oldHour = Math.floor((Date.now() - 100 * DAY) / HOUR) * HOUR;
+    await ingest.ingest(
+      [
+        { host: 'legacy', metric: 'cpu.usage_pct', value: 10, ts: oldHour + 60_000 },
+        { host: 'legacy', metric: 'cpu.usage_pct', value: 30, ts: oldHour + 30 * 60_000 },
+      ],
+      { oldestMs: oldHour - DAY },
+    );
+    await rollups.run();
+    const hour = await sql<{ count: number; sum: number; min: number; max: number; m2: number }>`
+      select r.count, r.sum, r.min, r.max, r.m2 from metric_rollups_1h r
+      join metric_series s on s.id = r.series_id join hosts h on h.id = s.host_id
+      where h.name = 'legacy'`.execute(t.database.db);
+    expect(hour.rows).toEqual([{ count: 2, sum: 40, min: 10, max: 30, m2: 200 }]);
+    const minutes = await sql<{ n: number }>`
+      select count(*)::int8 as n from metric_rollups_1m where bucket < ${new Date(Date.now() - 90 * DAY)}`.execute(
+      t.database.db,
+    );
+    expect(minutes.rows[0]?.n).toBe(0);
+  });
+
   it('runs the rollup on one instance at a time', async () => {
     const other = new SingletonJobs(t.database.db, 'other-instance');
     expect(await other.claim('metrics-rollup', { leaseMs: 60_000, minIntervalMs: 0 })).toBe(true);
@@ -227,16 +250,21 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
     const retention = new RetentionService(t.database.db, t.config.metrics, t.config.health);
     const old = Date.now() - 20 * DAY;
     await ingest.ingest([{ host: 'old', metric: 'load.1', value: 1, ts: old }]);
+    // Not rolled up yet: raw retention holds back rather than lose the sample (the two
+    // 100-day-old legacy samples, already rolled up, would go).
+    const pending = await retention.cleanup({ daysOld: 10, dryRun: true });
+    expect(pending.tables.find((r) => r.table === 'metric_samples')?.rows).toBe(2);
+    await rollups.run();
     await sql`insert into metric_rollups_1m (series_id, bucket, count, sum, min, max, m2)
               values (1, ${new Date(Date.now() - 100 * DAY)}, 1, 1, 1, 1, 0)`.execute(t.database.db);
     const dry = await retention.cleanup({ daysOld: 10, dryRun: true });
     const rowsOf = (report: typeof dry, table: string): number | undefined =>
       report.tables.find((r) => r.table === table)?.rows;
     expect(dry.dryRun).toBe(true);
-    expect(rowsOf(dry, 'metric_samples')).toBe(1);
+    expect(rowsOf(dry, 'metric_samples')).toBe(3);
     expect(rowsOf(dry, 'metric_rollups_1m')).toBe(1);
     const real = await retention.cleanup({ daysOld: 10 });
-    expect(rowsOf(real, 'metric_samples')).toBe(1);
+    expect(rowsOf(real, 'metric_samples')).toBe(3);
     expect(rowsOf(real, 'metric_rollups_1m')).toBe(1);
     expect(rowsOf(real, 'metric_rollups_1h')).toBe(0);
     expect((await retention.cleanup({ daysOld: 10 })).totalRows).toBe(0);
