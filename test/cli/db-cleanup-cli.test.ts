@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/engine.js';
+import type { Config } from '../../src/config/index.js';
+import { openDatabase, type Database } from '../../src/db/engine.js';
 import { IngestService } from '../../src/domain/metrics/ingest-service.js';
 import { RollupService } from '../../src/domain/metrics/rollup-service.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -22,32 +23,29 @@ interface CleanupJson {
 describe('warden db cleanup', () => {
   let dataDir: string;
 
-  async function sampleCount(): Promise<number> {
+  /** Opens the CLI's data directory in this process (the CLI is not running then). */
+  async function withDataDir<T>(fn: (database: Database, config: Config) => Promise<T>): Promise<T> {
     const config = testConfig({ WARDEN_DATA_DIR: dataDir });
-    const database = await openDatabase({
-      config: config.database,
-      logger: silentLogger,
-      metrics: createMetrics({ defaultMetrics: false }),
-    });
+    const metrics = createMetrics({ defaultMetrics: false });
+    const database = await openDatabase({ config: config.database, logger: silentLogger, metrics });
     try {
-      const rows = await sql<{ n: number }>`select count(*)::int8 as n from metric_samples`.execute(database.db);
-      return rows.rows[0]?.n ?? -1;
+      return await fn(database, config);
     } finally {
       await database.close();
     }
   }
 
+  const sampleCount = (): Promise<number> =>
+    withDataDir(async (database) => {
+      const rows = await sql<{ n: number }>`select count(*)::int8 as n from metric_samples`.execute(database.db);
+      return rows.rows[0]?.n ?? -1;
+    });
+
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-cli-cleanup-'));
     const migrated = await runCli(['db', 'migrate'], { WARDEN_DATA_DIR: dataDir });
     expect(migrated.code, show(migrated)).toBe(0);
-    const config = testConfig({ WARDEN_DATA_DIR: dataDir });
-    const database = await openDatabase({
-      config: config.database,
-      logger: silentLogger,
-      metrics: createMetrics({ defaultMetrics: false }),
-    });
-    try {
+    await withDataDir(async (database, config) => {
       const now = Date.now();
       await new IngestService(database.db, config.metrics).ingest([
         { host: 'web-1', metric: 'load.1', value: 1, ts: now - 20 * DAY },
@@ -55,9 +53,7 @@ describe('warden db cleanup', () => {
         { host: 'web-1', metric: 'load.1', value: 3, ts: now - DAY },
       ]);
       await new RollupService(database.db, config.metrics).run();
-    } finally {
-      await database.close();
-    }
+    });
   }, SLOW);
   afterAll(() => {
     fs.rmSync(dataDir, { recursive: true, force: true });

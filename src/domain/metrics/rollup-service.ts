@@ -151,28 +151,27 @@ export class RollupService {
 
   /** Recomputes the 1-minute buckets in [from, to) from raw samples; returns buckets written. */
   async rollupMinutes(from: Date, to: Date): Promise<number> {
-    const result = await sql`
-      insert into metric_rollups_1m (series_id, bucket, count, sum, min, max, m2)
-      select series_id, date_trunc('minute', ts), count(*), sum(value), min(value), max(value),
-             coalesce(var_pop(value), 0) * count(*)
-      from metric_samples
-      where ts >= ${from} and ts < ${to}
-      group by series_id, date_trunc('minute', ts)
-      on conflict (series_id, bucket) do update
-        set count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, m2 = excluded.m2
-    `.execute(this.db);
-    return Number(result.numAffectedRows ?? 0n);
+    return this.rollupFromRaw('metric_rollups_1m', 'minute', from, to);
   }
 
   /** Recomputes the 1-hour buckets in [from, to) straight from raw samples; `from` on an hour boundary. */
   async rollupHoursFromRaw(from: Date, to: Date): Promise<number> {
+    return this.rollupFromRaw('metric_rollups_1h', 'hour', from, to);
+  }
+
+  private async rollupFromRaw(
+    table: 'metric_rollups_1m' | 'metric_rollups_1h',
+    unit: 'minute' | 'hour',
+    from: Date,
+    to: Date,
+  ): Promise<number> {
     const result = await sql`
-      insert into metric_rollups_1h (series_id, bucket, count, sum, min, max, m2)
-      select series_id, date_trunc('hour', ts), count(*), sum(value), min(value), max(value),
+      insert into ${sql.table(table)} (series_id, bucket, count, sum, min, max, m2)
+      select series_id, date_trunc(${sql.lit(unit)}, ts), count(*), sum(value), min(value), max(value),
              coalesce(var_pop(value), 0) * count(*)
       from metric_samples
       where ts >= ${from} and ts < ${to}
-      group by series_id, date_trunc('hour', ts)
+      group by series_id, date_trunc(${sql.lit(unit)}, ts)
       on conflict (series_id, bucket) do update
         set count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, m2 = excluded.m2
     `.execute(this.db);
