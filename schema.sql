@@ -159,6 +159,7 @@ create table scrape_runs (
   duration_ms double precision not null,
   samples integer not null default 0,
   error text,
+  notes text,
   constraint scrape_runs_pkey PRIMARY KEY (id),
   constraint scrape_runs_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'failed'::text]))),
   constraint scrape_runs_target_id_fkey FOREIGN KEY (target_id) REFERENCES scrape_targets(id) ON DELETE CASCADE
@@ -184,6 +185,7 @@ create table scrape_targets (
   last_scrape_at timestamp with time zone,
   last_status text,
   last_error text,
+  last_notes text,
   last_duration_ms double precision,
   last_samples integer,
   consecutive_failures integer not null default 0,

@@ -176,7 +176,10 @@ export interface ScrapeTargetsTable {
   next_scrape_at: ColumnType<Date, Date | undefined, Date>;
   last_scrape_at: Date | null;
   last_status: ScrapeStatus | null;
+  /** Why the last scrape failed; null after a successful one. */
   last_error: string | null;
+  /** What the last successful scrape left out (samples over the cap, NaN values); null after a failed one. */
+  last_notes: string | null;
   last_duration_ms: number | null;
   last_samples: number | null;
   consecutive_failures: ColumnType<number, number | undefined, number>;
@@ -189,7 +192,10 @@ export interface ScrapeRunsTable {
   status: ScrapeStatus;
   duration_ms: number;
   samples: number;
+  /** Why the scrape failed (status failed only). */
   error: string | null;
+  /** What a successful scrape left out (status ok only). */
+  notes: string | null;
 }
 
 export interface DB {

@@ -112,6 +112,7 @@ export const up = sql`
     last_scrape_at timestamptz,
     last_status text check (last_status in ('ok', 'failed')),
     last_error text,
+    last_notes text,
     last_duration_ms double precision,
     last_samples integer,
     consecutive_failures integer not null default 0
@@ -126,7 +127,8 @@ export const up = sql`
     status text not null check (status in ('ok', 'failed')),
     duration_ms double precision not null,
     samples integer not null default 0,
-    error text
+    error text,
+    notes text
   );
   create index scrape_runs_target_ts_idx on scrape_runs (target_id, ts desc);
   create index scrape_runs_ts_idx on scrape_runs (ts);

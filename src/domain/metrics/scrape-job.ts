@@ -3,9 +3,8 @@
  * slots (at most `concurrency` scrapes at once per instance) and starts scraping them; a
  * slow target holds one slot, not the whole round. Several instances on one PostgreSQL
  * share the work: a claim moves the target one interval ahead in the statement that
- * selects it, so no other instance takes it in the same round.
- *
- * Once an hour it also deletes scrape runs older than the raw retention.
+ * selects it, so no other instance takes it in the same round. Old scrape runs are
+ * removed by the retention service, not here.
  *
  * start()/stop() are symmetric: stop() ends polling, abandons the scrapes in flight (their
  * fetches are aborted; nothing is recorded for them, the targets are due again next
@@ -20,33 +19,27 @@ import type { ScrapeService, ScrapeTarget } from './scrape-service.js';
 
 /** Scrapes at once per instance, by default. */
 export const SCRAPE_CONCURRENCY = 8;
-const RUN_CLEANUP_INTERVAL_MS = 3_600_000;
-const DAY_MS = 86_400_000;
 
 export interface ScrapeJobOptions {
   /** Scrapes at once on this instance (default 8). */
   readonly concurrency?: number;
-  readonly now?: () => Date;
 }
 
 export class ScrapeJob implements Job {
   readonly name = 'scrape';
   private readonly poller: IntervalJob;
   private readonly concurrency: number;
-  private readonly now: () => Date;
   private readonly inFlight = new Set<Promise<void>>();
   private abort = new AbortController();
-  private lastCleanupMs = -Infinity;
 
   constructor(
     private readonly service: ScrapeService,
-    private readonly config: MetricsConfig,
+    config: Pick<MetricsConfig, 'scrapePollIntervalMs'>,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     options: ScrapeJobOptions = {},
   ) {
     this.concurrency = options.concurrency ?? SCRAPE_CONCURRENCY;
-    this.now = options.now ?? (() => new Date());
     this.poller = new IntervalJob(
       this.name,
       config.scrapePollIntervalMs,
@@ -72,10 +65,7 @@ export class ScrapeJob implements Job {
     await Promise.all(this.inFlight);
   }
 
-  /**
-   * One poll: starts scrapes of the due targets it could claim (not waiting for them) and,
-   * once an hour, deletes old scrape runs. Returns the targets it started.
-   */
+  /** One poll: starts scrapes of the due targets it could claim (not waiting for them) and returns them. */
   async poll(): Promise<ScrapeTarget[]> {
     const free = this.concurrency - this.inFlight.size;
     const claimed = free > 0 && !this.abort.signal.aborted ? await this.service.claimDue(free) : [];
@@ -83,15 +73,6 @@ export class ScrapeJob implements Job {
       const scrape = this.scrapeOne(target);
       this.inFlight.add(scrape);
       void scrape.finally(() => this.inFlight.delete(scrape));
-    }
-    const nowMs = this.now().getTime();
-    if (nowMs - this.lastCleanupMs >= RUN_CLEANUP_INTERVAL_MS) {
-      // Set first: a failing cleanup is retried in an hour, not on every poll.
-      this.lastCleanupMs = nowMs;
-      const removed = await this.service.deleteRunsOlderThan(new Date(nowMs - this.config.retentionRawDays * DAY_MS));
-      if (removed > 0) {
-        this.logger.info({ removed }, 'old scrape runs removed');
-      }
     }
     return claimed;
   }

@@ -7,9 +7,9 @@
  * - a target is claimed by moving its `next_scrape_at` one interval ahead in the statement
  *   that selects it (`for update skip locked`), so several Warden instances on one database
  *   never scrape the same target in the same round;
- * - the `error` / `last_error` column holds, for a failed run, why it failed and, for a
- *   successful one, what it left out (samples over the cap, NaN values); the types here
- *   split it into `error` and `notes` so nobody reads notes as a failure.
+ * - `error` / `last_error` is set only for a failed scrape (why it failed), `notes` /
+ *   `last_notes` only for a successful one (what it left out: samples over the cap, NaN
+ *   values), so nobody reads notes as a failure.
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { DB, ScrapeRunsTable, ScrapeStatus, ScrapeTargetsTable } from '../../db/schema.js';
@@ -78,8 +78,10 @@ export interface ScrapeOutcome {
   readonly status: ScrapeStatus;
   readonly durationMs: number;
   readonly samples: number;
-  /** The failure (status failed) or the notes (status ok). */
-  readonly message: string | null;
+  /** Why it failed; null when status is ok. */
+  readonly error: string | null;
+  /** What it left out; null when status is failed or nothing was left out. */
+  readonly notes: string | null;
 }
 
 const TARGET_COLUMNS = [
@@ -99,6 +101,7 @@ const TARGET_COLUMNS = [
   'last_scrape_at',
   'last_status',
   'last_error',
+  'last_notes',
   'last_duration_ms',
   'last_samples',
   'consecutive_failures',
@@ -106,6 +109,23 @@ const TARGET_COLUMNS = [
 
 type TargetRow = Pick<Selectable<ScrapeTargetsTable>, (typeof TARGET_COLUMNS)[number]>;
 type RunRow = Selectable<ScrapeRunsTable>;
+
+/** `returning` list of the raw statements that write a target. */
+const RETURNING_TARGET = sql.join(TARGET_COLUMNS.map((c) => sql.ref(c)));
+
+/** The configuration columns written by both insert and update. */
+function configurationColumns(values: ScrapeTargetValues) {
+  return {
+    name: values.name,
+    url: values.url,
+    host_name: values.hostName,
+    interval_s: values.intervalS,
+    timeout_ms: values.timeoutMs,
+    include_patterns: sql<string[]>`${[...values.include]}::text[]`,
+    exclude_patterns: sql<string[]>`${[...values.exclude]}::text[]`,
+    enabled: values.enabled,
+  };
+}
 
 function toTarget(row: TargetRow): ScrapeTarget {
   return {
@@ -124,8 +144,8 @@ function toTarget(row: TargetRow): ScrapeTarget {
     nextScrapeAt: row.next_scrape_at,
     lastScrapeAt: row.last_scrape_at,
     lastStatus: row.last_status,
-    lastError: row.last_status === 'failed' ? row.last_error : null,
-    lastNotes: row.last_status === 'ok' ? row.last_error : null,
+    lastError: row.last_error,
+    lastNotes: row.last_notes,
     lastDurationMs: row.last_duration_ms,
     lastSamples: row.last_samples,
     consecutiveFailures: row.consecutive_failures,
@@ -140,8 +160,8 @@ function toRun(row: RunRow): ScrapeRun {
     status: row.status,
     durationMs: row.duration_ms,
     samples: row.samples,
-    error: row.status === 'failed' ? row.error : null,
-    notes: row.status === 'ok' ? row.error : null,
+    error: row.error,
+    notes: row.notes,
   };
 }
 
@@ -155,19 +175,7 @@ export class ScrapeRepository {
   async insert(values: ScrapeTargetValues, at: Date): Promise<ScrapeTarget | undefined> {
     const row = await this.db
       .insertInto('scrape_targets')
-      .values({
-        name: values.name,
-        url: values.url,
-        host_name: values.hostName,
-        interval_s: values.intervalS,
-        timeout_ms: values.timeoutMs,
-        include_patterns: sql<string[]>`${[...values.include]}::text[]`,
-        exclude_patterns: sql<string[]>`${[...values.exclude]}::text[]`,
-        enabled: values.enabled,
-        created_at: at,
-        updated_at: at,
-        next_scrape_at: at,
-      })
+      .values({ ...configurationColumns(values), created_at: at, updated_at: at, next_scrape_at: at })
       // The only unique keys are the identity and lower(name) of live targets.
       .onConflict((oc) => oc.doNothing())
       .returning(TARGET_COLUMNS)
@@ -209,18 +217,7 @@ export class ScrapeRepository {
     try {
       const row = await this.db
         .updateTable('scrape_targets')
-        .set({
-          name: values.name,
-          url: values.url,
-          host_name: values.hostName,
-          interval_s: values.intervalS,
-          timeout_ms: values.timeoutMs,
-          include_patterns: sql<string[]>`${[...values.include]}::text[]`,
-          exclude_patterns: sql<string[]>`${[...values.exclude]}::text[]`,
-          enabled: values.enabled,
-          updated_at: at,
-          next_scrape_at: at,
-        })
+        .set({ ...configurationColumns(values), updated_at: at, next_scrape_at: at })
         .where('id', '=', id)
         .where('deleted_at', 'is', null)
         .returning(TARGET_COLUMNS)
@@ -262,7 +259,7 @@ export class ScrapeRepository {
         limit ${limit}
         for update skip locked
       )
-      returning ${sql.join(TARGET_COLUMNS.map((c) => sql.ref(c)))}
+      returning ${RETURNING_TARGET}
     `.execute(this.db);
     return result.rows.map(toTarget).sort((a, b) => a.nextScrapeAt.getTime() - b.nextScrapeAt.getTime());
   }
@@ -273,7 +270,7 @@ export class ScrapeRepository {
       update scrape_targets
       set next_scrape_at = now() + interval_s * interval '1 second'
       where id = ${id} and deleted_at is null
-      returning ${sql.join(TARGET_COLUMNS.map((c) => sql.ref(c)))}
+      returning ${RETURNING_TARGET}
     `.execute(this.db);
     const row = result.rows[0];
     return row === undefined ? undefined : toTarget(row);
@@ -286,20 +283,21 @@ export class ScrapeRepository {
   async recordRun(targetId: number, outcome: ScrapeOutcome): Promise<ScrapeRun> {
     const result = await sql<RunRow>`
       with run as (
-        insert into scrape_runs (target_id, ts, status, duration_ms, samples, error)
-        values (${targetId}, ${outcome.ts}, ${outcome.status}, ${outcome.durationMs}, ${outcome.samples}, ${outcome.message})
-        returning id, target_id, ts, status, duration_ms, samples, error
+        insert into scrape_runs (target_id, ts, status, duration_ms, samples, error, notes)
+        values (${targetId}, ${outcome.ts}, ${outcome.status}, ${outcome.durationMs}, ${outcome.samples}, ${outcome.error}, ${outcome.notes})
+        returning id, target_id, ts, status, duration_ms, samples, error, notes
       ), target as (
         update scrape_targets
         set last_scrape_at = ${outcome.ts},
             last_status = ${outcome.status},
-            last_error = ${outcome.message},
+            last_error = ${outcome.error},
+            last_notes = ${outcome.notes},
             last_duration_ms = ${outcome.durationMs},
             last_samples = ${outcome.samples},
             consecutive_failures = case when ${outcome.status}::text = 'ok' then 0 else consecutive_failures + 1 end
         where id = ${targetId}
       )
-      select id, target_id, ts, status, duration_ms, samples, error from run
+      select id, target_id, ts, status, duration_ms, samples, error, notes from run
     `.execute(this.db);
     const row = result.rows[0];
     if (row === undefined) {
@@ -319,11 +317,5 @@ export class ScrapeRepository {
       .limit(limit)
       .execute();
     return rows.map(toRun);
-  }
-
-  /** Deletes runs older than `before`; returns how many. */
-  async deleteRunsBefore(before: Date): Promise<number> {
-    const result = await this.db.deleteFrom('scrape_runs').where('ts', '<', before).executeTakeFirst();
-    return Number(result.numDeletedRows);
   }
 }

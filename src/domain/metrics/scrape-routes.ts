@@ -5,6 +5,7 @@ import { actorOf } from '../access/permissions.js';
 import { MAX_PATTERNS, MAX_PATTERN_LENGTH, MAX_SAMPLES_PER_SCRAPE } from './scrape-filter.js';
 import {
   SCRAPE_RUNS_SHOWN,
+  scrapeTargetConfiguration,
   type ScrapeRun,
   type ScrapeService,
   type ScrapeTarget,
@@ -77,15 +78,7 @@ const inputProperties = {
 
 function shapeTarget(target: ScrapeTarget): Record<string, unknown> {
   return {
-    id: target.id,
-    name: target.name,
-    url: target.url,
-    host_name: target.hostName,
-    interval_s: target.intervalS,
-    timeout_ms: target.timeoutMs,
-    include: target.include,
-    exclude: target.exclude,
-    enabled: target.enabled,
+    ...scrapeTargetConfiguration(target),
     created_at: target.createdAt.toISOString(),
     updated_at: target.updatedAt.toISOString(),
     deleted_at: target.deletedAt?.toISOString() ?? null,

@@ -196,8 +196,11 @@ function checkTimeoutBelowInterval(timeoutMs: number, intervalS: number): void {
   }
 }
 
-/** What the audit log keeps of a target: its configuration, not its scrape state. */
-function auditView(target: ScrapeTarget): Record<string, unknown> {
+/**
+ * A target's id and configuration with the API's field names: the first fields of the API's
+ * scrape target, and what the audit log keeps of it.
+ */
+export function scrapeTargetConfiguration(target: ScrapeTarget): Record<string, unknown> {
   return {
     id: target.id,
     name: target.name,
@@ -208,8 +211,12 @@ function auditView(target: ScrapeTarget): Record<string, unknown> {
     include: target.include,
     exclude: target.exclude,
     enabled: target.enabled,
-    deleted_at: target.deletedAt,
   };
+}
+
+/** What the audit log keeps of a target: its configuration, not its scrape state. */
+function auditView(target: ScrapeTarget): Record<string, unknown> {
+  return { ...scrapeTargetConfiguration(target), deleted_at: target.deletedAt };
 }
 
 function sameValues(a: ScrapeTargetValues, b: ScrapeTargetValues): boolean {
@@ -407,8 +414,8 @@ export class ScrapeService {
     const startedAt = this.now();
     const started = performance.now();
     let samples = 0;
-    let message: string | null = null;
-    let failed = false;
+    let error: string | null = null;
+    let notes: string | null = null;
     try {
       const text = await this.fetcher(target.url, { timeoutMs: target.timeoutMs, signal });
       const selection = selectSamples(await parseExpositionYielding(text), {
@@ -431,30 +438,27 @@ export class ScrapeService {
         { intervalS: target.intervalS, now: this.now() },
       );
       samples = result.received;
-      message = selectionNotes(selection, this.maxSamples);
-    } catch (error) {
-      if (error instanceof ScrapeAbortedError) {
-        throw error;
+      const left = selectionNotes(selection, this.maxSamples);
+      notes = left === null ? null : truncate(left);
+    } catch (failure) {
+      if (failure instanceof ScrapeAbortedError) {
+        throw failure;
       }
-      failed = true;
-      message = failureMessage(error);
+      error = truncate(failureMessage(failure));
     }
+    const failed = error !== null;
     const run = await this.repository.recordRun(target.id, {
       ts: startedAt,
       status: failed ? 'failed' : 'ok',
       durationMs: performance.now() - started,
       samples,
-      message: message === null ? null : truncate(message),
+      error,
+      notes,
     });
     if (failed) {
       this.metrics.scrapeFailures.inc({ target: target.name });
     }
     return run;
-  }
-
-  /** Deletes scrape runs recorded before `before`; returns how many. */
-  async deleteRunsOlderThan(before: Date): Promise<number> {
-    return this.repository.deleteRunsBefore(before);
   }
 
   private nameTaken(name: string): ConflictError {

@@ -257,16 +257,28 @@ describe.each(ENGINES)('rollups, history and retention on %s', (engine) => {
     await rollups.run();
     await sql`insert into metric_rollups_1m (series_id, bucket, count, sum, min, max, m2)
               values (1, ${new Date(Date.now() - 100 * DAY)}, 1, 1, 1, 1, 0)`.execute(t.database.db);
+    const scrapeTarget = await t.database.db
+      .insertInto('scrape_targets')
+      .values({ name: 'retention', url: 'http://127.0.0.1:9100/metrics', host_name: 'retention' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await sql`insert into scrape_runs (target_id, ts, status, duration_ms)
+              values (${scrapeTarget.id}, ${new Date(Date.now() - 11 * DAY)}, 'ok', 1),
+                     (${scrapeTarget.id}, ${new Date(Date.now() - 9 * DAY)}, 'ok', 1)`.execute(t.database.db);
     const dry = await retention.cleanup({ daysOld: 10, dryRun: true });
     const rowsOf = (report: typeof dry, table: string): number | undefined =>
       report.tables.find((r) => r.table === table)?.rows;
     expect(dry.dryRun).toBe(true);
     expect(rowsOf(dry, 'metric_samples')).toBe(3);
     expect(rowsOf(dry, 'metric_rollups_1m')).toBe(1);
+    expect(rowsOf(dry, 'scrape_runs')).toBe(1);
     const real = await retention.cleanup({ daysOld: 10 });
     expect(rowsOf(real, 'metric_samples')).toBe(3);
     expect(rowsOf(real, 'metric_rollups_1m')).toBe(1);
     expect(rowsOf(real, 'metric_rollups_1h')).toBe(0);
+    expect(rowsOf(real, 'scrape_runs')).toBe(1);
+    const runsLeft = await t.database.db.selectFrom('scrape_runs').select('ts').execute();
+    expect(runsLeft.map((r) => Math.round((Date.now() - r.ts.getTime()) / DAY))).toEqual([9]);
     expect((await retention.cleanup({ daysOld: 10 })).totalRows).toBe(0);
     // Within the default 30-day raw retention nothing recent is touched.
     const left = await sql<{ n: number }>`select count(*)::int8 as n from metric_samples`.execute(t.database.db);
