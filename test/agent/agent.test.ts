@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, backoffDelayMs, type AgentOptions } from '../../src/agent/agent.js';
 import type { SampleInput } from '../../src/domain/metrics/types.js';
 import { createLogger, type Logger } from '../../src/logger.js';
-import { adminFetch, startTestServer, type TestServer } from '../helpers/db.js';
+import { createApiKey, startTestServer, type TestServer } from '../helpers/db.js';
 
 /** Polls until `check` holds; fails with `what` after a bound (never asserts a duration). */
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -71,6 +71,12 @@ class CountingCollector {
   }
 }
 
+/** Starts `server` on 127.0.0.1:`port` (0: a free one) and returns the port it listens on. */
+async function listenOnLoopback(server: net.Server, port: number): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
 /** Listens on `port` (0: a free one) and forwards every connection to `target`; `down()` refuses connections. */
 class SwitchableProxy {
   port = 0;
@@ -89,8 +95,7 @@ class SwitchableProxy {
       }
       client.pipe(upstream).pipe(client);
     });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as net.AddressInfo).port;
+    this.port = await listenOnLoopback(server, this.port);
     this.server = server;
   }
 
@@ -150,8 +155,7 @@ class ControlledServer {
         );
       });
     });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as net.AddressInfo).port;
+    this.port = await listenOnLoopback(server, this.port);
     this.server = server;
   }
 
@@ -194,13 +198,7 @@ describe('agent against the real Warden server', () => {
 
   beforeAll(async () => {
     t = await startTestServer('pglite', { WARDEN_SELF_COLLECT: 'false', WARDEN_HEALTH_INTERVAL: '1h' });
-    const res = await adminFetch(t.server.url, '/api/v1/api-keys', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'agent test', scopes: ['ingest'] }),
-    });
-    expect(res.status).toBe(201);
-    apiKey = ((await res.json()) as { key: string }).key;
+    apiKey = await createApiKey(t.server.url, 'agent test', ['ingest']);
     const target = new URL(t.server.url);
     proxy = new SwitchableProxy({ host: target.hostname, port: Number(target.port) });
     await proxy.up();

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_METRIC_NAMES } from '../../src/domain/metrics/collector.js';
 import { runCli, show, SLOW, startCli } from '../helpers/cli.js';
-import { adminFetch, startTestServer, type TestServer } from '../helpers/db.js';
+import { createApiKey, startTestServer, type TestServer } from '../helpers/db.js';
 
 describe('warden agent', () => {
   let t: TestServer;
@@ -13,13 +13,7 @@ describe('warden agent', () => {
 
   beforeAll(async () => {
     t = await startTestServer('pglite', { WARDEN_SELF_COLLECT: 'false', WARDEN_HEALTH_INTERVAL: '1h' });
-    const res = await adminFetch(t.server.url, '/api/v1/api-keys', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'cli agent', scopes: ['ingest'] }),
-    });
-    expect(res.status).toBe(201);
-    apiKey = ((await res.json()) as { key: string }).key;
+    apiKey = await createApiKey(t.server.url, 'cli agent', ['ingest']);
   });
   afterAll(async () => {
     await t.cleanup();

@@ -145,6 +145,19 @@ export async function adminFetch(baseUrl: string, path: string, init: RequestIni
   return fetch(`${baseUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), cookie } });
 }
 
+/** Creates an API key as the admin over HTTP and returns its secret. */
+export async function createApiKey(baseUrl: string, name: string, scopes: readonly string[]): Promise<string> {
+  const res = await adminFetch(baseUrl, '/api/v1/api-keys', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, scopes }),
+  });
+  if (res.status !== 201) {
+    throw new Error(`creating API key ${JSON.stringify(name)} failed with ${res.status}: ${await res.text()}`);
+  }
+  return ((await res.json()) as { key: string }).key;
+}
+
 const cookies = new Map<string, Promise<string>>();
 function adminCookie(baseUrl: string): Promise<string> {
   let cookie = cookies.get(baseUrl);

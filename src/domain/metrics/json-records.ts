@@ -295,6 +295,9 @@ export class JsonArraySplitter {
     const n = chunk.length;
     while (i < n) {
       if (this.state === 'value') {
+        // The character at i is the element's last: the quote closing a string element or
+        // the bracket closing the outermost one.
+        let elementEnds = false;
         if (this.inString) {
           if (this.escaped) {
             this.escaped = false;
@@ -313,45 +316,40 @@ export class JsonArraySplitter {
             this.escaped = true;
           } else {
             this.inString = false;
-            if (this.stack.length === 0) {
-              if (!this.finishElement(chunk, elementStart, i + 1, out)) {
+            elementEnds = this.stack.length === 0;
+          }
+        } else {
+          const c = chunk.charCodeAt(i);
+          if (this.scalar) {
+            if (endsScalar(c)) {
+              if (!this.finishElement(chunk, elementStart, i, out)) {
                 return out;
               }
               elementStart = -1;
+              continue; // the delimiter is read in state 'after'
             }
+            i += 1;
+            continue;
           }
-          i += 1;
-          continue;
-        }
-        const c = chunk.charCodeAt(i);
-        if (this.scalar) {
-          if (endsScalar(c)) {
-            if (!this.finishElement(chunk, elementStart, i, out)) {
+          if (c === 0x0a) {
+            this.newline(i);
+          } else if (c === 0x22) {
+            this.inString = true;
+          } else if (c === 0x7b || c === 0x5b) {
+            this.stack.push(c === 0x7b ? 0x7d : 0x5d);
+          } else if (c === 0x7d || c === 0x5d) {
+            if (this.stack.pop() !== c) {
+              this.fail(i, `Unexpected '${String.fromCharCode(c)}': it does not close the bracket opened last`);
               return out;
             }
-            elementStart = -1;
-            continue; // the delimiter is read in state 'after'
+            elementEnds = this.stack.length === 0;
           }
-          i += 1;
-          continue;
         }
-        if (c === 0x0a) {
-          this.newline(i);
-        } else if (c === 0x22) {
-          this.inString = true;
-        } else if (c === 0x7b || c === 0x5b) {
-          this.stack.push(c === 0x7b ? 0x7d : 0x5d);
-        } else if (c === 0x7d || c === 0x5d) {
-          if (this.stack.pop() !== c) {
-            this.fail(i, `Unexpected '${String.fromCharCode(c)}': it does not close the bracket opened last`);
+        if (elementEnds) {
+          if (!this.finishElement(chunk, elementStart, i + 1, out)) {
             return out;
           }
-          if (this.stack.length === 0) {
-            if (!this.finishElement(chunk, elementStart, i + 1, out)) {
-              return out;
-            }
-            elementStart = -1;
-          }
+          elementStart = -1;
         }
         i += 1;
         continue;
