@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseUnavailableError } from '../../src/db/engine.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { createTestDatabase, testConfig, type TestDatabase, adminFetch } from '../helpers/db.js';
+import { createApiKey, createTestDatabase, testConfig, type TestDatabase, adminFetch } from '../helpers/db.js';
 import { freePort, startTestPostgres, type TestPostgres } from '../helpers/postgres-server.js';
 
 interface CapturedLog {
@@ -266,12 +266,7 @@ describe('PostgreSQL stops while Warden serves', () => {
     async () => {
       const watch = watchUnhandled();
       try {
-        const created = await adminFetch(server.url, '/api/v1/api-keys', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ name: 'outage-ingest', scopes: ['ingest'] }),
-        });
-        const key = ((await created.json()) as { key: string }).key;
+        const key = await createApiKey(server.url, 'outage-ingest', ['ingest']);
         const push = (value: number): Promise<Response> =>
           fetch(`${server.url}/api/v1/metrics`, {
             method: 'POST',

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINES, adminFetch, startTestServer, type TestServer } from '../helpers/db.js';
+import { ENGINES, adminFetch, createApiKey, startTestServer, type TestServer } from '../helpers/db.js';
 
 interface ErrorBody {
   error: {
@@ -31,12 +31,7 @@ describe.each(ENGINES)('metric ingest over HTTP on %s', (engine) => {
 
   beforeAll(async () => {
     t = await startTestServer(engine);
-    const res = await adminFetch(t.server.url, '/api/v1/api-keys', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'ingest', scopes: ['ingest'] }),
-    });
-    key = ((await res.json()) as { key: string }).key;
+    key = await createApiKey(t.server.url, 'ingest', ['ingest']);
   });
   afterAll(async () => {
     await t.cleanup();
@@ -172,12 +167,7 @@ describe.each(ENGINES)('metric ingest over HTTP on %s', (engine) => {
   });
 
   it('needs an ingest permission: a read key gets 403, no key 401', async () => {
-    const res = await adminFetch(t.server.url, '/api/v1/api-keys', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'reader', scopes: ['read'] }),
-    });
-    const readKey = ((await res.json()) as { key: string }).key;
+    const readKey = await createApiKey(t.server.url, 'reader', ['read']);
     expect((await post({ samples: [{ host: 'h', metric: 'm', value: 1 }] }, readKey)).status).toBe(403);
     const anonymous = await fetch(`${t.server.url}/api/v1/metrics`, {
       method: 'POST',
