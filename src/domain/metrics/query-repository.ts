@@ -85,7 +85,7 @@ export class MetricsQueryRepository {
     const result =
       source === 'raw'
         ? await sql<{ series_id: number; t: number; avg: number; min: number; max: number; n: number }>`
-            select series_id, floor(extract(epoch from ts) / ${stepS}) * ${stepS} as t,
+            select series_id, floor(date_part('epoch', ts) / ${stepS}) * ${stepS} as t,
                    avg(value) as avg, min(value) as min, max(value) as max, count(*)::int8 as n
             from metric_samples
             where series_id = any(${ids}::int8[]) and ts >= ${from} and ts < ${to}
@@ -93,7 +93,7 @@ export class MetricsQueryRepository {
             order by series_id, t
           `.execute(this.db)
         : await sql<{ series_id: number; t: number; avg: number; min: number; max: number; n: number }>`
-            select series_id, floor(extract(epoch from bucket) / ${stepS}) * ${stepS} as t,
+            select series_id, floor(date_part('epoch', bucket) / ${stepS}) * ${stepS} as t,
                    sum(sum) / sum(count) as avg, min(min) as min, max(max) as max, sum(count)::int8 as n
             from ${sql.table(ROLLUP_TABLE[source])}
             where series_id = any(${ids}::int8[]) and bucket >= ${from} and bucket < ${to}
@@ -127,7 +127,7 @@ export class MetricsQueryRepository {
             select series_id, count(*)::int8 as n, avg(value) as avg, min(value) as min, max(value) as max,
                    stddev_samp(value) as sd,
                    percentile_cont(array[0.5, 0.95, 0.99]) within group (order by value) as pct,
-                   regr_slope(value, extract(epoch from ts)) * 3600 as slope
+                   regr_slope(value, date_part('epoch', ts)) * 3600 as slope
             from metric_samples
             where series_id = any(${ids}::int8[]) and ts >= ${from} and ts < ${to}
             group by series_id
@@ -145,7 +145,7 @@ export class MetricsQueryRepository {
                      then sqrt(greatest((sum(b.m2) + sum(b.count * power(b.mean - t.mean, 2))) / (t.n - 1), 0))
                    end as sd,
                    percentile_cont(array[0.5, 0.95, 0.99]) within group (order by b.mean) as pct,
-                   regr_slope(b.mean, extract(epoch from b.bucket)) * 3600 as slope
+                   regr_slope(b.mean, date_part('epoch', b.bucket)) * 3600 as slope
             from b join t on t.series_id = b.series_id
             group by b.series_id, t.n, t.mean
           `.execute(this.db);
