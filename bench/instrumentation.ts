@@ -23,6 +23,7 @@ import { createMetrics } from '../src/metrics.js';
 import { startTestPostgres } from '../test/helpers/postgres-server.js';
 import { envInteger, median, progress, round } from './lib/stats.js';
 import type { BenchRecord, BenchResult } from './lib/types.js';
+import { selectedEngines } from './lib/engines.js';
 
 export const name = 'instrumentation';
 
@@ -46,22 +47,6 @@ type BenchTables = {
 };
 
 type BenchDb = Kysely<DB & BenchTables>;
-
-const ENGINES: readonly EngineName[] = ['pglite', 'postgresql'];
-
-function selectedEngines(): EngineName[] {
-  const raw = process.env.BENCH_ENGINES;
-  if (raw === undefined || raw === '') {
-    return [...ENGINES];
-  }
-  const wanted = raw.split(',').map((engine) => engine.trim());
-  for (const engine of wanted) {
-    if (!ENGINES.includes(engine as EngineName)) {
-      throw new Error(`BENCH_ENGINES: unknown engine "${engine}" (expected ${ENGINES.join(', ')})`);
-    }
-  }
-  return wanted as EngineName[];
-}
 
 /** Creates and seeds the table through the raw instance, so set-up is not counted as instrumented. */
 async function prepareTable(database: Database): Promise<void> {

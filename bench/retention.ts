@@ -49,6 +49,7 @@ import { createMetrics } from '../src/metrics.js';
 import { startTestPostgres } from '../test/helpers/postgres-server.js';
 import { envInteger, median, progress, round } from './lib/stats.js';
 import type { BenchRecord, BenchResult } from './lib/types.js';
+import { selectedEngines } from './lib/engines.js';
 
 export const name = 'retention';
 
@@ -68,24 +69,8 @@ const SAMPLES_PER_DAY = 86_400 / SAMPLE_INTERVAL_S;
 const BATCH_ROWS = 5000;
 const WARM_UP_BATCHES = 2;
 
-const ENGINES: readonly EngineName[] = ['pglite', 'postgresql'];
-
 // Any Kysely instance: the bench tables are not in Warden's schema, so everything is raw SQL.
 type AnyDb = Kysely<unknown>;
-
-function selectedEngines(): EngineName[] {
-  const raw = process.env.BENCH_ENGINES;
-  if (raw === undefined || raw === '') {
-    return [...ENGINES];
-  }
-  const wanted = raw.split(',').map((engine) => engine.trim());
-  for (const engine of wanted) {
-    if (!ENGINES.includes(engine as EngineName)) {
-      throw new Error(`BENCH_ENGINES: unknown engine "${engine}" (expected ${ENGINES.join(', ')})`);
-    }
-  }
-  return wanted as EngineName[];
-}
 
 interface Settings {
   readonly days: number;
