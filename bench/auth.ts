@@ -29,6 +29,7 @@ import { createLogger } from '../src/logger.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { startLoadClient, type LoadClient, type LoadResult } from './lib/load-client.js';
 import { envInteger, median, progress, round } from './lib/stats.js';
+import { createApiKey, loginCookie } from './lib/warden-http.js';
 import type { BenchRecord, BenchResult } from './lib/types.js';
 
 export const name = 'auth';
@@ -66,40 +67,6 @@ async function expectStatus(
   if (res.status !== expected) {
     throw new Error(`${what}: GET ${path} answered ${res.status}, expected ${expected}: ${body.slice(0, 200)}`);
   }
-}
-
-async function loginCookie(baseUrl: string): Promise<string> {
-  const res = await fetch(`${baseUrl}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (res.status !== 200) {
-    throw new Error(`login failed with ${res.status}: ${await res.text()}`);
-  }
-  const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0];
-  if (cookie === undefined || cookie === '') {
-    throw new Error('login answered without a session cookie');
-  }
-  return cookie;
-}
-
-async function createReadKey(baseUrl: string, cookie: string): Promise<{ id: number; key: string }> {
-  const res = await fetch(`${baseUrl}/api/v1/api-keys`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', cookie },
-    body: JSON.stringify({ name: 'bench-auth', scopes: ['read'] }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (res.status !== 201) {
-    throw new Error(`creating the API key failed with ${res.status}: ${await res.text()}`);
-  }
-  const body = (await res.json()) as { key?: unknown; api_key?: { id?: unknown } };
-  if (typeof body.key !== 'string' || typeof body.api_key?.id !== 'number') {
-    throw new Error(`creating the API key answered an unexpected body: ${JSON.stringify(body)}`);
-  }
-  return { id: body.api_key.id, key: body.key };
 }
 
 /** The same key with its last secret character changed: right prefix (cache hit), wrong hash. */
@@ -196,8 +163,8 @@ export async function run(): Promise<BenchResult> {
     const baseUrl = server.url;
     const url = `${baseUrl}${ROUTE}`;
 
-    const cookie = await loginCookie(baseUrl);
-    const { id: keyId, key } = await createReadKey(baseUrl, cookie);
+    const cookie = await loginCookie(baseUrl, ADMIN_EMAIL, ADMIN_PASSWORD);
+    const { id: keyId, key } = await createApiKey(baseUrl, cookie, 'bench-auth', ['read']);
     const bearer = { authorization: `Bearer ${key}` };
 
     // The authenticated runs must really authenticate: the key works where `read` is
