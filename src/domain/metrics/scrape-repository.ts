@@ -17,9 +17,8 @@ import { sqlStateOf } from '../../db/instrumentation.js';
 
 export type { ScrapeStatus } from '../../db/schema.js';
 
-/** A target as the rest of Warden sees it. */
-export interface ScrapeTarget {
-  readonly id: number;
+/** A target's configuration, as written by create and update. */
+export interface ScrapeTargetValues {
   readonly name: string;
   readonly url: string;
   /** The host its samples are stored under. */
@@ -29,6 +28,11 @@ export interface ScrapeTarget {
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly enabled: boolean;
+}
+
+/** A target as the rest of Warden sees it: its configuration plus its state. */
+export interface ScrapeTarget extends ScrapeTargetValues {
+  readonly id: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly deletedAt: Date | null;
@@ -58,18 +62,6 @@ export interface ScrapeRun {
   readonly samples: number;
   readonly error: string | null;
   readonly notes: string | null;
-}
-
-/** A target's configuration, as written by create and update. */
-export interface ScrapeTargetValues {
-  readonly name: string;
-  readonly url: string;
-  readonly hostName: string;
-  readonly intervalS: number;
-  readonly timeoutMs: number;
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-  readonly enabled: boolean;
 }
 
 /** The outcome of a scrape, to record. */
