@@ -133,15 +133,4 @@ export class MetricsRepository {
       where watermark is not null and ${oldest}::timestamptz < watermark - ${graceMs} * interval '1 millisecond'
     `.execute(db);
   }
-
-  /** Hosts by name (including soft-deleted ones when asked). */
-  async hostIdByName(name: string): Promise<number | undefined> {
-    const row = await this.db
-      .selectFrom('hosts')
-      .select('id')
-      .where('name', '=', name)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
-    return row?.id;
-  }
 }
